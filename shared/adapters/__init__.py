@@ -1,0 +1,1 @@
+"""Adapters to Google Cloud and the outside world; wired once by shared.bootstrap."""

@@ -1,0 +1,127 @@
+"""Google sign-in through Firebase Authentication (P2, P3).
+
+The client signs in with Google (OAuth 2.0, we never see the Google password) and sends us the
+Firebase ID token. It is verified in full by firebase-admin: signature against Google's keys,
+issuer, audience (our project), expiry, and revocation (`check_revoked=True`). Only the claims
+sign-in needs are kept (P3): the Google subject, the email, the name. No Google access or refresh
+token ever reaches this code.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import firebase_admin
+from firebase_admin import auth, exceptions
+
+from shared.http.problems import Problem, unavailable
+from shared.observability import get_logger
+
+log = get_logger(__name__)
+GOOGLE_PROVIDER = "google.com"
+
+
+@dataclass(frozen=True)
+class GoogleIdentity:
+    subject: str
+    firebase_uid: str
+    email: str
+    first_name: str
+    last_name: str
+    auth_time: datetime
+
+
+class GoogleVerifier(Protocol):
+    def verify(self, id_token: str) -> GoogleIdentity: ...
+
+
+def _invalid(slug: str, detail: str) -> Problem:
+    return Problem(401, slug, "Google sign-in refused", detail)
+
+
+def identity_from_claims(claims: dict[str, Any]) -> GoogleIdentity:
+    """Keep only subject, email and names from verified claims (P3); refuse anything not Google."""
+    firebase_claims = claims.get("firebase") or {}
+    if firebase_claims.get("sign_in_provider") != GOOGLE_PROVIDER:
+        raise _invalid(
+            "google-provider-required",
+            "The ID token was not issued for a Google sign-in.",
+        )
+    subjects = (firebase_claims.get("identities") or {}).get(GOOGLE_PROVIDER) or []
+    email = str(claims.get("email") or "").strip().lower()
+    if not subjects or not email:
+        raise _invalid("invalid-google-token", "The ID token carries no Google subject or email.")
+    if claims.get("email_verified") is not True:
+        raise Problem(
+            403,
+            "google-email-unverified",
+            "Email not verified",
+            "Google has not verified this address.",
+        )
+    name = str(claims.get("name") or "").strip()
+    first, _, last = name.partition(" ")
+    auth_time = datetime.fromtimestamp(int(claims.get("auth_time") or claims.get("iat") or 0), UTC)
+    return GoogleIdentity(
+        subject=str(subjects[0]),
+        firebase_uid=str(claims.get("uid") or claims.get("sub")),
+        email=email,
+        first_name=first[:100],
+        last_name=last.strip()[:100],
+        auth_time=auth_time,
+    )
+
+
+class FirebaseGoogleVerifier:
+    """Verifies Firebase ID tokens with firebase-admin (honours FIREBASE_AUTH_EMULATOR_HOST locally)."""
+
+    APP_NAME = "identity"
+
+    def __init__(self, project_id: str) -> None:
+        self._project_id = project_id
+        self._app: firebase_admin.App | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> firebase_admin.App:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    name = f"{self.APP_NAME}-{self._project_id}"
+                    try:
+                        self._app = firebase_admin.get_app(name)
+                    except ValueError:
+                        self._app = firebase_admin.initialize_app(options={"projectId": self._project_id}, name=name)
+        return self._app
+
+    def verify(self, id_token: str) -> GoogleIdentity:
+        try:
+            claims = auth.verify_id_token(id_token, app=self.app, check_revoked=True)
+        except auth.ExpiredIdTokenError:
+            raise _invalid(
+                "google-token-expired",
+                "The ID token has expired; sign in with Google again.",
+            ) from None
+        except auth.RevokedIdTokenError:
+            raise _invalid(
+                "google-token-revoked",
+                "The ID token was revoked; sign in with Google again.",
+            ) from None
+        except auth.UserDisabledError:
+            raise Problem(
+                403,
+                "google-account-disabled",
+                "Account disabled",
+                "This identity is disabled.",
+            ) from None
+        except auth.CertificateFetchError:
+            log.error("google certificates unavailable")
+            raise unavailable("identity-provider-unavailable", "Google sign-in is unavailable; retry.") from None
+        except (auth.InvalidIdTokenError, ValueError):
+            raise _invalid("invalid-google-token", "The ID token is not valid.") from None
+        except exceptions.FirebaseError:
+            log.error("firebase authentication unavailable")
+            raise unavailable("identity-provider-unavailable", "Google sign-in is unavailable; retry.") from None
+        return identity_from_claims(claims)

@@ -1,0 +1,134 @@
+"""Configuration from the environment (Secret Manager injects secrets as env vars in production)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from dataclasses import dataclass, field
+
+LOCAL = "local"
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed: the function must not start half-configured."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def _key(env: dict[str, str], name: str) -> bytes:
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise ConfigError(f"{name} is not set (Secret Manager in production, .local/secrets.env locally)")
+    try:
+        value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be base64url") from exc
+    if len(value) < 32:
+        raise ConfigError(f"{name} must hold at least 32 bytes")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob the backend reads. Build with `Settings.from_env()`; tests may build one directly."""
+
+    project_id: str
+    app_env: str
+    public_base_url: str
+    app_url: str
+    password_pepper: bytes = field(repr=False)
+    totp_encryption_key: bytes = field(repr=False)
+    bcrypt_cost: int = 12
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    verification_token_minutes: int = 60
+    reset_token_minutes: int = 60
+    cors_allowed_origins: tuple[str, ...] = ()
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    mail_from: str = "WizyVision <no-reply@wizyvision.com>"
+    dpo_email: str = "dpo@wizyvision.com"
+    support_email: str = "support@wizyvision.com"
+    security_event_retention_days: int = 395
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def is_local(self) -> bool:
+        return self.app_env == LOCAL
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
+        if not project:
+            raise ConfigError("GOOGLE_CLOUD_PROJECT is not set")
+        app_env = env.get("APP_ENV", "production").strip() or "production"
+        cost = _int(env, "BCRYPT_COST", 12)
+        if not 4 <= cost <= 31:
+            raise ConfigError("BCRYPT_COST must be between 4 and 31")
+        if cost < 12 and app_env != LOCAL:
+            raise ConfigError("BCRYPT_COST below 12 is allowed only in local mode (P1)")
+        origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            project_id=project,
+            app_env=app_env,
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/"),
+            app_url=(env.get("APP_URL") or env.get("PUBLIC_BASE_URL", "http://localhost:8080")).rstrip("/"),
+            password_pepper=_key(env, "PASSWORD_PEPPER"),
+            totp_encryption_key=_key(env, "TOTP_ENCRYPTION_KEY"),
+            bcrypt_cost=cost,
+            session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
+            session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12),
+            cors_allowed_origins=origins,
+            smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
+            smtp_port=_int(env, "SMTP_PORT", 25),
+            smtp_username=env.get("SMTP_USERNAME", ""),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
+            smtp_starttls=_bool(env, "SMTP_STARTTLS", False),
+            mail_from=env.get("MAIL_FROM", "WizyVision <no-reply@wizyvision.com>"),
+            dpo_email=env.get("DPO_EMAIL", "dpo@wizyvision.com"),
+            support_email=env.get("SUPPORT_EMAIL", "support@wizyvision.com"),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read once (cold start) and shared by every request thread."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests that change the environment)."""
+    global _settings
+    with _lock:
+        _settings = None

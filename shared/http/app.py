@@ -1,0 +1,343 @@
+"""A small resolver for Cloud Functions HTTP entry points, in the manner of AWS Lambda Powertools.
+
+An entry point stays one line (`return app.resolve(request)`); routes live on `Router`s; request
+bodies are parsed into pydantic models; every error is problem+json; security headers, HTTPS
+enforcement (P5), CORS, trace-bound logging and the session authenticator are applied here once,
+for every function.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from shared.config import Settings
+from shared.http.problems import PROBLEM_CONTENT_TYPE, Problem, unauthorized
+from shared.observability import get_logger, log_context, parse_trace_header
+
+log = get_logger(__name__)
+
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
+}
+
+
+@dataclass
+class Request:
+    """What a route handler sees: the flask request plus what the app derived from it."""
+
+    raw: flask.Request
+    path_params: dict[str, str]
+    principal: Any = None
+    bearer_token: str | None = None
+
+    @property
+    def client_ip(self) -> str:
+        """The first hop of X-Forwarded-For (set by the load balancer / local gateway), else the peer."""
+        forwarded = self.raw.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",", 1)[0].strip()
+        return first or (self.raw.remote_addr or "")
+
+    @property
+    def user_agent(self) -> str:
+        return self.raw.headers.get("User-Agent", "")[:512]
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.raw.args.items()}
+
+
+@dataclass
+class Response:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+Handler = Callable[..., Any]
+Authenticator = Callable[[Request, str], Any]
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    body: type[BaseModel] | None
+    status: int
+    auth: bool
+
+
+class Router:
+    """A set of routes; a function's app includes one or more routers."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        template: str,
+        *,
+        body: type[BaseModel] | None = None,
+        status: int = 200,
+        auth: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method, template, re.compile(regex), handler, body, status, auth))
+            return handler
+
+        return register
+
+    def get(self, template: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", template, **kw)
+
+    def post(self, template: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", template, **kw)
+
+    def patch(self, template: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", template, **kw)
+
+    def put(self, template: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", template, **kw)
+
+    def delete(self, template: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", template, **kw)
+
+
+def validation_problem(exc: ValidationError) -> Problem:
+    """422 listing each invalid field; never echoes the input (it may be a password)."""
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "(body)",
+            "message": err["msg"],
+            "code": err["type"],
+        }
+        for err in exc.errors(include_input=False, include_url=False, include_context=False)
+    ]
+    return Problem(
+        422,
+        "validation-error",
+        "Invalid request body",
+        "One or more fields are invalid.",
+        errors=errors,
+    )
+
+
+class HttpApp:
+    """Resolves a flask request to a route: the whole request lifecycle of one HTTP function."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Callable[[], Settings],
+        routers: list[Router],
+        authenticator: Callable[[], Authenticator] | None = None,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._authenticator = authenticator
+        self.routes = [r for router in routers for r in router.routes]
+
+    # -- entry point -------------------------------------------------------------------------
+    def resolve(self, raw: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        trace, span = parse_trace_header(raw.headers.get("X-Cloud-Trace-Context"), raw.headers.get("traceparent"))
+        with log_context(trace, span, function=self.name):
+            settings = self._settings()
+            route_name = "-"
+            try:
+                self._require_https(raw, settings)
+                if raw.method == "OPTIONS":
+                    response = self._preflight(raw, settings)
+                else:
+                    route, params = self._match(raw)
+                    route_name = route.template
+                    response = self._render(self._call(route, params, raw), route.status)
+            except Problem as problem:
+                response = self._problem(problem, raw.path)
+            except Exception:  # a bug or an unavailable dependency: 500, logged with its stack trace
+                log.error("unhandled error", exc_info=True, path=raw.path, method=raw.method)  # noqa: G201
+                response = self._problem(
+                    Problem(
+                        500,
+                        "internal",
+                        "Internal error",
+                        "The request could not be completed.",
+                    ),
+                    raw.path,
+                )
+            self._decorate(response, raw, settings)
+            log.info(
+                "request",
+                method=raw.method,
+                route=route_name,
+                status=response.status_code,
+                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            return response
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _require_https(self, raw: flask.Request, settings: Settings) -> None:
+        if settings.is_local:
+            return
+        if raw.headers.get("X-Forwarded-Proto", "").lower() != "https":
+            raise Problem(
+                403,
+                "https-required",
+                "HTTPS required",
+                "This API is served over HTTPS only (P5).",
+            )
+
+    def _match(self, raw: flask.Request) -> tuple[Route, dict[str, str]]:
+        allowed: list[str] = []
+        for route in self.routes:
+            found = route.pattern.match(raw.path)
+            if not found:
+                continue
+            if route.method == raw.method or (raw.method == "HEAD" and route.method == "GET"):
+                return route, found.groupdict()
+            allowed.append(route.method)
+        if allowed:
+            raise Problem(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                f"{raw.method} is not supported here.",
+                headers={"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise Problem(404, "not-found", "Not found", f"No route for {raw.path}.")
+
+    def _call(self, route: Route, params: dict[str, str], raw: flask.Request) -> Any:
+        request = Request(raw=raw, path_params=params)
+        if route.auth:
+            token = _bearer(raw)
+            if token is None or self._authenticator is None:
+                raise unauthorized()
+            request.bearer_token = token
+            request.principal = self._authenticator()(request, token)
+        if route.body is None:
+            return route.handler(request, **params)
+        return route.handler(request, self._parse_body(raw, route.body), **params)
+
+    def _parse_body(self, raw: flask.Request, model: type[BaseModel]) -> BaseModel:
+        limit = self._settings().max_body_bytes
+        if raw.content_length is not None and raw.content_length > limit:
+            raise Problem(
+                413,
+                "body-too-large",
+                "Request body too large",
+                f"The limit is {limit} bytes.",
+            )
+        mimetype = raw.mimetype or ""
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as application/json.",
+            )
+        data = raw.stream.read(limit + 1)
+        if len(data) > limit:
+            raise Problem(
+                413,
+                "body-too-large",
+                "Request body too large",
+                f"The limit is {limit} bytes.",
+            )
+        try:
+            payload = json.loads(data or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise Problem(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The body must be a JSON object.",
+            )
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise validation_problem(exc) from None
+
+    def _render(self, result: Any, status: int) -> flask.Response:
+        if isinstance(result, flask.Response):
+            return result
+        if not isinstance(result, Response):
+            result = Response(body=result, status=status)
+        if result.status == 204 or result.body is None:
+            response = flask.Response(status=result.status)
+        elif result.content_type == "application/json":
+            response = flask.Response(
+                json.dumps(result.body, default=str, ensure_ascii=False),
+                status=result.status,
+                mimetype="application/json",
+            )
+        else:
+            response = flask.Response(result.body, status=result.status, content_type=result.content_type)
+        response.headers.update(result.headers)
+        return response
+
+    def _problem(self, problem: Problem, instance: str) -> flask.Response:
+        response = flask.Response(
+            json.dumps(problem.body(instance), ensure_ascii=False),
+            status=problem.status,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+        response.headers.update(problem.headers)
+        if problem.status >= 500:
+            return response
+        log.info("request refused", status=problem.status, problem=problem.slug)
+        return response
+
+    def _preflight(self, raw: flask.Request, settings: Settings) -> flask.Response:
+        origin = (raw.headers.get("Origin") or "").rstrip("/")
+        if origin not in settings.cors_allowed_origins:
+            raise Problem(
+                403,
+                "cors-origin-denied",
+                "Origin not allowed",
+                "This origin may not call the API.",
+            )
+        response = flask.Response(status=204)
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, PUT, DELETE"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    def _decorate(self, response: flask.Response, raw: flask.Request, settings: Settings) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        origin = (raw.headers.get("Origin") or "").rstrip("/")
+        if origin and origin in settings.cors_allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "false"
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers.add("Vary", "Origin")
+
+
+def _bearer(raw: flask.Request) -> str | None:
+    header = raw.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
