@@ -1,0 +1,69 @@
+# Firestore (native mode) in the EU, with delete protection and point-in-time recovery, TTL
+# policies that expire short-lived records on their own (P21, P22, P27) and the composite indexes
+# the code queries with.
+
+resource "google_firestore_database" "default" {
+  name                              = "(default)"
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "PESSIMISTIC"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  deletion_policy                   = "ABANDON"
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  # collection.field => TTL policy: Firestore deletes a document some time after this timestamp.
+  firestore_ttl_fields = {
+    "sessions.expires_at"            = { collection = "sessions", field = "expires_at" }
+    "verification_tokens.expires_at" = { collection = "verification_tokens", field = "expires_at" }
+    "security_events.expire_at"      = { collection = "security_events", field = "expire_at" }
+    "signin_throttle.expire_at"      = { collection = "signin_throttle", field = "expire_at" }
+  }
+
+  firestore_composite_indexes = {
+    sessions_by_account = {
+      collection = "sessions"
+      fields = [
+        { field_path = "account_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    security_events_by_account = {
+      collection = "security_events"
+      fields = [
+        { field_path = "account_id", order = "ASCENDING" },
+        { field_path = "at", order = "DESCENDING" },
+      ]
+    }
+  }
+}
+
+resource "google_firestore_field" "ttl" {
+  for_each = local.firestore_ttl_fields
+
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  # An empty block enables the TTL policy on this field.
+  ttl_config {}
+}
+
+resource "google_firestore_index" "composite" {
+  for_each = local.firestore_composite_indexes
+
+  database    = google_firestore_database.default.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
+  }
+}

@@ -1,0 +1,367 @@
+# Cloud Functions (2nd gen), one per directory functions/<dir>/ (P4).
+#
+# THE FUNCTIONS MAP. One entry per deployed function, keyed by the deployed name: the directory
+# name with "_" replaced by "-". The entry point is the directory name (exported by the root
+# main.py). tests/infra/test_terraform.py fails until every functions/*/main.py has an entry here
+# and every entry has a directory, so add the entry in the same change as the directory.
+#
+# Keys of an entry (anything omitted takes its value from local.function_defaults):
+#   description    what the function does (shown in the console)
+#   trigger        "http" or "pubsub"
+#   topic          pubsub only: the topic that triggers it; must equal TRIGGER_TOPIC in its main.py
+#   public         http only: true = routed by the load balancer at /<name> and /<name>/*, behind
+#                  Cloud Armor, invokable by allUsers (the app authenticates); false = internal only
+#   schedule       http, non-public only: cron (UTC) at which Cloud Scheduler POSTs /<name>
+#   roles          project roles of the function's own service account (least privilege)
+#   secrets        Secret Manager secrets (names from local.secret_env_vars) exposed as env vars
+#   publishes      Pub/Sub topics the function publishes to (publisher on those topics only)
+#   env            extra plain environment variables for this function
+#   memory, cpu, concurrency, timeout, min_instances, max_instances   sizing
+#   lb_logging     public only: log requests at the load balancer (client IPs; false for telemetry)
+#
+# Planned functions, ready to uncomment WITH their directory (check roles/secrets against the code):
+#
+#   billing = {
+#     description = "Stripe checkout and billing portal sessions (P13, P17)"
+#     roles       = ["roles/datastore.user"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY"]
+#   }
+#   stripe-webhook = {
+#     description = "Signed, idempotent Stripe webhooks (P13). No Cloud Armor rate rule, ever."
+#     roles       = ["roles/datastore.user"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_WEBHOOK_SECRET"]
+#   }
+#   privacy = {
+#     description = "Data subject requests: export, rectification, erasure, objection (P11, P26)"
+#     roles       = ["roles/datastore.user"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+#     publishes   = ["privacy-jobs"]
+#   }
+#   admin = {
+#     description = "Staff API: scoped access grants, DPO erasure, breach register (P10, P28, P30)"
+#     roles       = ["roles/datastore.user"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+#     publishes   = ["privacy-jobs"]
+#   }
+#   privacy-worker = {
+#     description = "Resumable erasure and export jobs across every store and processor (P11)"
+#     trigger     = "pubsub"
+#     topic       = "privacy-jobs"
+#     public      = false
+#     timeout     = 540
+#     roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+#   }
+#   telemetry = {
+#     description = "Feature-usage events over HTTPS into Pub/Sub; no IP, no user id stored (P12, P23)"
+#     roles       = []
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+#     publishes   = ["telemetry-events"]
+#     lb_logging  = false
+#   }
+#   telemetry-aggregator = {
+#     description = "Aggregates telemetry events into reports (P12, P23)"
+#     trigger     = "pubsub"
+#     topic       = "telemetry-events"
+#     public      = false
+#     roles       = ["roles/datastore.user"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+#   }
+#   retention-sweep = {
+#     description = "Purges accounts 12 months after last use and every store on its period (P27)"
+#     public      = false
+#     schedule    = "17 3 * * *"
+#     timeout     = 1800
+#     roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+#   }
+
+locals {
+  function_specs = {
+    auth = {
+      description = "Sign-up, email verification, sign-in (password, Google), sessions, TOTP (P1, P2, P16, P21, P22, P25)"
+      roles       = ["roles/datastore.user", "roles/firebaseauth.viewer"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+      cpu         = "1"
+      memory      = "512Mi"
+      concurrency = 4
+    }
+  }
+
+  function_defaults = {
+    description   = ""
+    trigger       = "http"
+    topic         = null
+    public        = true
+    schedule      = null
+    roles         = []
+    secrets       = []
+    publishes     = []
+    env           = {}
+    memory        = "256Mi"
+    cpu           = null # derived from memory by the platform
+    concurrency   = 1
+    timeout       = 60
+    min_instances = 0
+    max_instances = 20
+    lb_logging    = true
+  }
+
+  # Roles every function's service account gets on top of its own list.
+  function_base_roles = ["roles/logging.logWriter"]
+
+  functions = { for name, spec in local.function_specs : name => merge(local.function_defaults, spec) }
+
+  http_functions      = { for name, f in local.functions : name => f if f.trigger == "http" }
+  public_functions    = { for name, f in local.http_functions : name => f if f.public }
+  scheduled_functions = { for name, f in local.http_functions : name => f if !f.public && f.schedule != null }
+  event_functions     = { for name, f in local.functions : name => f if f.trigger == "pubsub" }
+
+  function_roles = {
+    for pair in flatten([
+      for name, f in local.functions : [
+        for role in distinct(concat(local.function_base_roles, f.roles)) : { function = name, role = role }
+      ]
+    ]) : "${pair.function} ${pair.role}" => pair
+  }
+
+  function_secrets = {
+    for pair in flatten([
+      for name, f in local.functions : [for s in f.secrets : { function = name, secret = s }]
+    ]) : "${pair.function} ${pair.secret}" => pair
+  }
+
+  function_publishes = {
+    for pair in flatten([
+      for name, f in local.functions : [for t in f.publishes : { function = name, topic = t }]
+    ]) : "${pair.function} ${pair.topic}" => pair
+  }
+
+  # Plain configuration read by shared/config.py. Secrets are NOT here: see secrets.tf.
+  common_env = {
+    APP_ENV                = "production"
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    PUBLIC_BASE_URL        = "https://${var.domain}"
+    MAIL_FROM              = var.mail_from
+    SMTP_HOST              = var.smtp_host
+    SMTP_PORT              = tostring(var.smtp_port)
+    SMTP_USERNAME          = var.smtp_username
+    SMTP_STARTTLS          = "true"
+    CORS_ALLOWED_ORIGINS   = join(",", var.cors_allowed_origins)
+    BCRYPT_COST            = tostring(var.bcrypt_cost)
+    SESSION_IDLE_MINUTES   = tostring(var.session_idle_minutes)
+    SESSION_ABSOLUTE_HOURS = tostring(var.session_absolute_hours)
+    DPO_EMAIL              = var.dpo_email
+    SUPPORT_EMAIL          = var.support_email
+    LOG_LEVEL              = var.log_level
+  }
+}
+
+# --- Source: one zip of the repository, object named by its hash so a code change redeploys ------
+
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/.."
+  output_path = "${path.module}/.build/source.zip"
+
+  # Everything that is not runtime code stays out (tests, infrastructure, local tooling, caches,
+  # local secrets). The root main.py, requirements.txt, shared/ and functions/ remain.
+  excludes = [
+    ".git",
+    ".github",
+    ".ci",
+    ".venv",
+    ".local",
+    ".pytest_cache",
+    ".ruff_cache",
+    "node_modules",
+    "tests",
+    "terraform",
+    "bench",
+    "devstack",
+    "docs",
+    "dist",
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/*.log",
+    "**/.env",
+    "**/.env.*",
+    "**/*.tfvars",
+    "**/*.tfstate",
+    "**/*.tfstate.*",
+    ".gitignore",
+    "package.json",
+    "package-lock.json",
+    "requirements-dev.txt",
+    "Makefile",
+    "cloudbuild.yaml",
+  ]
+}
+
+resource "google_storage_bucket" "source" {
+  name                        = "${var.project_id}-function-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  # Old source archives are not needed once deployed; terraform re-uploads the current one if it
+  # ever went missing.
+  lifecycle_rule {
+    condition {
+      age = 90
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_storage_bucket_object" "source" {
+  name         = "source-${data.archive_file.source.output_md5}.zip"
+  bucket       = google_storage_bucket.source.name
+  source       = data.archive_file.source.output_path
+  content_type = "application/zip"
+}
+
+# --- Identities: one service account per function (least privilege) ----------------------------
+
+resource "google_service_account" "fn" {
+  for_each = local.functions
+
+  # account_id: 6-30 chars.
+  account_id   = substr("fn-${each.key}", 0, 30)
+  display_name = "Cloud Function ${each.key}"
+  description  = "Runtime identity of the ${each.key} function only."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "fn" {
+  for_each = local.function_roles
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.fn[each.value.function].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "fn" {
+  for_each = local.function_secrets
+
+  secret_id = google_secret_manager_secret.app[each.value.secret].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.fn[each.value.function].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "fn_publisher" {
+  for_each = local.function_publishes
+
+  topic  = google_pubsub_topic.app[each.value.topic].id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.fn[each.value.function].email}"
+}
+
+# Builds run as their own service account, not the legacy default Cloud Build one.
+resource "google_service_account" "build" {
+  account_id   = "fn-build"
+  display_name = "Cloud Functions builds"
+  description  = "Builds the function containers from the source zip."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset([
+    "roles/cloudbuild.builds.builder",
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+  ])
+
+  project = var.project_id
+  role    = each.key
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# --- The functions -------------------------------------------------------------------------------
+
+resource "google_cloudfunctions2_function" "fn" {
+  for_each = local.functions
+
+  name        = each.key
+  location    = var.region
+  description = each.value.description
+
+  build_config {
+    runtime         = var.python_runtime
+    entry_point     = replace(each.key, "-", "_")
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.fn[each.key].email
+    available_memory                 = each.value.memory
+    available_cpu                    = each.value.cpu
+    max_instance_request_concurrency = each.value.concurrency
+    timeout_seconds                  = each.value.timeout
+    min_instance_count               = each.value.min_instances
+    max_instance_count               = each.value.max_instances
+    all_traffic_on_latest_revision   = true
+
+    # Public HTTP functions are reachable only through the HTTPS load balancer (P5: no plain HTTP,
+    # Cloud Armor in front); everything else only from inside the project (Pub/Sub, Scheduler).
+    ingress_settings = each.value.trigger == "http" && each.value.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+
+    environment_variables = merge(local.common_env, each.value.env)
+
+    dynamic "secret_environment_variables" {
+      for_each = toset(each.value.secrets)
+      content {
+        key        = secret_environment_variables.value
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.app[secret_environment_variables.value].secret_id
+        version    = "latest"
+      }
+    }
+  }
+
+  dynamic "event_trigger" {
+    for_each = each.value.trigger == "pubsub" ? [each.value.topic] : []
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic          = google_pubsub_topic.app[event_trigger.value].id
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = google_service_account.pubsub_invoker.email
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_project_iam_member.build,
+    google_project_iam_member.fn,
+    google_secret_manager_secret_iam_member.fn,
+  ]
+}
+
+# Public HTTP functions sit behind the HTTPS load balancer and authenticate callers themselves
+# (sessions, signed webhooks). The LB does not attach an identity token, so the underlying Cloud
+# Run service must accept unauthenticated invocations; ingress ALLOW_INTERNAL_AND_GCLB keeps the
+# direct *.run.app URL closed, so the only way in is https://<domain> through Cloud Armor.
+resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
+  for_each = local.public_functions
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.fn[each.key].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
