@@ -45,6 +45,10 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _snapshot() -> dict[str, Any]:
+    return {"trace": _trace.get(), "span": _span.get(), "keys": _keys.get() or {}}
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, project_id: str = "") -> None:
         super().__init__()
@@ -57,18 +61,18 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
-        entry.update(redact(dict(_keys.get() or {})))
+        context = getattr(record, "log_context", None) or _snapshot()
+        entry.update(redact(dict(context["keys"])))
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             entry.update(redact(dict(fields)))
-        trace = _trace.get()
-        if trace:
+        if context["trace"]:
+            trace = context["trace"]
             entry["logging.googleapis.com/trace"] = (
                 f"projects/{self.project_id}/traces/{trace}" if self.project_id else trace
             )
-            span = _span.get()
-            if span:
-                entry["logging.googleapis.com/spanId"] = span
+            if context["span"]:
+                entry["logging.googleapis.com/spanId"] = context["span"]
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -89,7 +93,7 @@ class Logger:
                 level,
                 message,
                 exc_info=exc_info,
-                extra={"fields": fields},
+                extra={"fields": fields, "log_context": _snapshot()},
                 stacklevel=3,
             )
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import firebase_admin
+import firebase_admin.credentials
 from firebase_admin import auth, exceptions
 
 from shared.http.problems import Problem, unavailable
@@ -79,8 +80,9 @@ class FirebaseGoogleVerifier:
 
     APP_NAME = "identity"
 
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: str, credential: firebase_admin.credentials.Base | None = None) -> None:
         self._project_id = project_id
+        self._credential = credential
         self._app: firebase_admin.App | None = None
         self._lock = threading.Lock()
 
@@ -93,7 +95,9 @@ class FirebaseGoogleVerifier:
                     try:
                         self._app = firebase_admin.get_app(name)
                     except ValueError:
-                        self._app = firebase_admin.initialize_app(options={"projectId": self._project_id}, name=name)
+                        self._app = firebase_admin.initialize_app(
+                            self._credential, options={"projectId": self._project_id}, name=name
+                        )
         return self._app
 
     def verify(self, id_token: str) -> GoogleIdentity:

@@ -1,0 +1,136 @@
+"""Helpers for tests that act as a user would: an HTTP client on the gateway, the mailbox, secrets.
+
+Every password and session token a test uses goes through `new_password()` / the client, so the
+after-suite leak scan (tests/e2e/test_zz_no_secret_leaks.py) knows exactly what must never appear
+in Firestore, a log line, an error body or a mail (P1).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote
+
+import requests
+
+from devstack.mail import MailSink, message_text
+
+PASSWORDS_USED: set[str] = set()
+SESSION_TOKENS_SEEN: set[str] = set()
+RESPONSE_BODIES: list[str] = []
+
+
+def new_password(prefix: str = "") -> str:
+    """A password that passes the policy and is unique to the test (recorded for the leak scan)."""
+    value = f"{prefix}Tr0ub4dor&{secrets.token_urlsafe(9)}"
+    PASSWORDS_USED.add(value)
+    return value
+
+
+def remember_password(value: str) -> str:
+    PASSWORDS_USED.add(value)
+    return value
+
+
+def new_email(tag: str = "user") -> str:
+    return f"{tag}.{secrets.token_hex(5)}@example.com"
+
+
+def new_ip() -> str:
+    """A distinct client address per test, so per-IP throttling never couples two tests."""
+    return f"203.0.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+
+
+@dataclass
+class Client:
+    """A browser-like client of the gateway: one IP and one user agent, optionally a session."""
+
+    base_url: str
+    ip: str = field(default_factory=new_ip)
+    user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
+    token: str | None = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"X-Forwarded-For": self.ip, "User-Agent": self.user_agent, **kwargs.pop("headers", {})}
+        if self.token and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = requests.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        RESPONSE_BODIES.append(response.text)
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            token = response.json().get("session_token") if isinstance(response.json(), dict) else None
+            if token:
+                SESSION_TOKENS_SEEN.add(token)
+        return response
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    def clone(self, **changes: Any) -> Client:
+        return Client(**{**self.__dict__, **changes})
+
+
+LINK = re.compile(r"https?://\S+?token=([A-Za-z0-9_\-%]+)")
+
+
+def link_token(message: EmailMessage) -> str:
+    found = LINK.search(message_text(message))
+    assert found, f"no link in {message['Subject']!r}"
+    return unquote(found.group(1))
+
+
+def link_url(message: EmailMessage) -> str:
+    found = re.search(r"https?://\S+token=\S+", message_text(message))
+    assert found, f"no link in {message['Subject']!r}"
+    return found.group(0)
+
+
+@dataclass
+class Mailbox:
+    sink: MailSink
+
+    def last(self, to: str, subject_has: str, timeout: float = 10.0) -> EmailMessage:
+        """The newest message to `to` whose subject contains `subject_has` (waits for it to arrive)."""
+
+        def match(message: EmailMessage) -> bool:
+            return to.lower() in str(message["To"]).lower() and subject_has.lower() in str(message["Subject"]).lower()
+
+        self.sink.wait_for(match, timeout=timeout)
+        return [m for m in self.sink.messages() if match(m)][-1]
+
+    def count(self, to: str, subject_has: str = "") -> int:
+        return sum(
+            1
+            for m in self.sink.messages()
+            if to.lower() in str(m["To"]).lower() and subject_has.lower() in str(m["Subject"]).lower()
+        )
+
+
+def signup_and_verify(client: Client, mailbox: Mailbox, email: str | None = None) -> tuple[str, str]:
+    """Register an account and click the verification link; returns (email, password)."""
+    email = email or new_email()
+    password = new_password()
+    response = client.post(
+        "/auth/signup", json={"email": email, "password": password, "first_name": "Ada", "last_name": "Lovelace"}
+    )
+    assert response.status_code == 202, response.text
+    message = mailbox.last(email, "confirm your email")
+    assert client.get("/auth/verify-email", params={"token": link_token(message)}).status_code == 200
+    return email, password
+
+
+def signin(client: Client, email: str, password: str, **extra: Any) -> Client:
+    response = client.post("/auth/signin", json={"email": email, "password": password, **extra})
+    assert response.status_code == 200, response.text
+    return client.clone(token=response.json()["session_token"])

@@ -1,0 +1,178 @@
+"""The HTTP resolver every function uses: problem+json, HTTPS only, headers, CORS, body checks (P5)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import flask
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from shared.config import Settings
+from shared.http import HttpApp, Problem, Request, Router
+from shared.observability import JsonFormatter
+
+pytestmark = pytest.mark.policy("P5")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    count: int
+
+
+router = Router()
+
+
+@router.post("/demo/items", body=Body, status=201)
+def create(_: Request, body: Body) -> dict:
+    return {"name": body.name, "count": body.count}
+
+
+@router.get("/demo/items/{item_id}")
+def read(_: Request, item_id: str) -> dict:
+    if item_id == "boom":
+        raise RuntimeError("bug")
+    if item_id == "gone":
+        raise Problem(410, "gone", "Gone", "It left.")
+    return {"id": item_id}
+
+
+@router.get("/demo/private", auth=True)
+def private(req: Request) -> dict:
+    return {"who": req.principal}
+
+
+def settings(app_env: str = "local", **kw: object) -> Settings:
+    key = base64.urlsafe_b64encode(b"k" * 32).decode()
+    env = {"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": app_env, "PASSWORD_PEPPER": key, "TOTP_ENCRYPTION_KEY": key}
+    env.update({k: str(v) for k, v in kw.items()})
+    return Settings.from_env(env)
+
+
+def authenticator(_req: Request, token: str) -> str:
+    if token != "good":
+        raise Problem(401, "unauthenticated", "Unauthenticated")
+    return "ada"
+
+
+def client(config: Settings) -> flask.testing.FlaskClient:
+    app = HttpApp("demo", lambda: config, [router], authenticator=lambda: authenticator)
+    flask_app = flask.Flask("demo")
+    flask_app.add_url_rule(
+        "/<path:_p>",
+        "all",
+        lambda _p: app.resolve(flask.request),
+        methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+    )
+    return flask_app.test_client()
+
+
+@pytest.fixture
+def local() -> flask.testing.FlaskClient:
+    return client(settings())
+
+
+def test_valid_body_and_route_status(local: flask.testing.FlaskClient) -> None:
+    response = local.post("/demo/items", json={"name": "a", "count": 2})
+    assert response.status_code == 201 and response.json == {"name": "a", "count": 2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "slug"),
+    [
+        ({"data": "{oops", "content_type": "application/json"}, 400, "malformed-json"),
+        ({"data": "[1, 2]", "content_type": "application/json"}, 400, "malformed-json"),
+        ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "malformed-json"),
+        ({"json": {"name": "a", "count": "many"}}, 422, "validation-error"),
+        ({"json": {"name": "a", "count": 1, "admin": True}}, 422, "validation-error"),
+        ({"json": {"name": "a"}}, 422, "validation-error"),
+        ({"data": "name=a", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported-media-type"),
+        (
+            {"data": json.dumps({"name": "a" * 70_000, "count": 1}), "content_type": "application/json"},
+            413,
+            "body-too-large",
+        ),
+    ],
+)
+def test_bad_input_is_a_4xx_problem(local: flask.testing.FlaskClient, kwargs: dict, status: int, slug: str) -> None:
+    response = local.post("/demo/items", **kwargs)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json
+    assert problem["type"] == f"https://wizyvision.com/problems/{slug}" and problem["status"] == status
+    assert problem["title"]
+
+
+def test_validation_errors_never_echo_the_input(local: flask.testing.FlaskClient) -> None:
+    response = local.post("/demo/items", json={"name": "a", "count": "s3cr3t-value"})
+    assert "s3cr3t-value" not in response.get_data(as_text=True)
+    assert response.json["errors"][0]["field"] == "count"
+
+
+def test_unknown_route_method_and_raised_problem(local: flask.testing.FlaskClient) -> None:
+    assert local.get("/demo/nothing").status_code == 404
+    wrong = local.delete("/demo/items")
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    gone = local.get("/demo/items/gone")
+    assert gone.status_code == 410 and gone.json["detail"] == "It left."
+
+
+def test_a_bug_is_a_500_problem_without_internals(local: flask.testing.FlaskClient) -> None:
+    response = local.get("/demo/items/boom")
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "RuntimeError" not in response.get_data(as_text=True)
+
+
+def test_authenticated_routes_need_a_bearer_token(local: flask.testing.FlaskClient) -> None:
+    missing = local.get("/demo/private")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert local.get("/demo/private", headers={"Authorization": "Bearer bad"}).status_code == 401
+    assert local.get("/demo/private", headers={"Authorization": "Basic good"}).status_code == 401
+    assert local.get("/demo/private", headers={"Authorization": "Bearer good"}).json == {"who": "ada"}
+
+
+def test_security_headers_on_every_answer(local: flask.testing.FlaskClient) -> None:
+    for response in (local.get("/demo/items/1"), local.get("/demo/nothing"), local.get("/demo/items/boom")):
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=63072000")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_plain_http_is_refused_outside_local_mode() -> None:
+    production = client(settings("production"))
+    refused = production.get("/demo/items/1", headers={"X-Forwarded-Proto": "http"})
+    assert refused.status_code == 403 and refused.json["type"].endswith("/https-required")
+    assert production.get("/demo/items/1").status_code == 403
+    assert production.get("/demo/items/1", headers={"X-Forwarded-Proto": "https"}).status_code == 200
+
+
+def test_cors_only_for_configured_origins() -> None:
+    app = client(settings(CORS_ALLOWED_ORIGINS="https://app.wizyvision.com"))
+    allowed = app.options("/demo/items", headers={"Origin": "https://app.wizyvision.com"})
+    assert allowed.status_code == 204 and "POST" in allowed.headers["Access-Control-Allow-Methods"]
+    denied = app.options("/demo/items", headers={"Origin": "https://evil.example"})
+    assert denied.status_code == 403
+    plain = app.get("/demo/items/1", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in plain.headers
+    ok = app.get("/demo/items/1", headers={"Origin": "https://app.wizyvision.com"})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.wizyvision.com"
+
+
+@pytest.mark.policy("P6")
+def test_request_log_line_is_json_with_severity_and_trace(
+    local: flask.testing.FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    local.get("/demo/items/1", headers={"X-Cloud-Trace-Context": f"{trace}/123;o=1"})
+    formatter = JsonFormatter("demo-unit")
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.getMessage() == "request"]
+    assert lines, "one request line per request"
+    line = lines[-1]
+    assert line["severity"] == "INFO" and line["status"] == 200
+    assert line["logging.googleapis.com/trace"] == f"projects/demo-unit/traces/{trace}"
