@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from typing import Any
 
 from shared.adapters.firestore import firestore_client
 from shared.adapters.google_identity import FirebaseGoogleVerifier
 from shared.adapters.mail import SmtpMailer
 from shared.config import Settings, get_settings
 from shared.identity.passwords import PasswordHasher
-from shared.identity.service import IdentityService
+from shared.identity.service import IdentityService, utcnow
 from shared.observability import configure_logging
 
 _lock = threading.Lock()
@@ -27,14 +28,16 @@ def settings() -> Settings:
     return value
 
 
-def build_identity_service(config: Settings) -> IdentityService:
-    return IdentityService(
-        db=firestore_client(config.project_id),
-        settings=config,
-        hasher=PasswordHasher(config.password_pepper, config.bcrypt_cost),
-        mailer=SmtpMailer(config),
-        google=FirebaseGoogleVerifier(config.project_id),
-    )
+def build_identity_service(config: Settings, **overrides: Any) -> IdentityService:
+    """The identity service with its production adapters; tests pass `mailer=`, `clock=`, `google=`…"""
+    adapters: dict[str, Any] = {
+        "db": lambda: firestore_client(config.project_id),
+        "hasher": lambda: PasswordHasher(config.password_pepper, config.bcrypt_cost),
+        "mailer": lambda: SmtpMailer(config),
+        "google": lambda: FirebaseGoogleVerifier(config.project_id),
+    }
+    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    return IdentityService(settings=config, clock=overrides.get("clock", utcnow), **wired)
 
 
 @cache

@@ -148,13 +148,14 @@ def test_failures_and_lockout_are_security_events(client: Client, mailbox: Mailb
         attacker.post("/auth/signin", json={"email": email, "password": new_password()})
     # The owner's own network is locked too (the account key), so read the events through Firestore.
     from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
 
     from shared.identity.model import ACCOUNT_EMAILS, SECURITY_EVENTS
     from shared.identity.tokens import email_key
 
     db = firestore.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"])  # type: ignore[attr-defined]
     account_id = db.collection(ACCOUNT_EMAILS).document(email_key(email)).get().to_dict()["account_id"]
-    events = [d.to_dict() for d in db.collection(SECURITY_EVENTS).where("account_id", "==", account_id).stream()]
+    events = [d.to_dict() for d in db.collection(SECURITY_EVENTS).where(filter=FieldFilter("account_id", "==", account_id)).stream()]
     kinds = [e["type"] for e in events]
     assert kinds.count("signin_failed") == 10
     assert "signin_locked" in kinds
