@@ -155,7 +155,8 @@ def test_failures_and_lockout_are_security_events(client: Client, mailbox: Mailb
 
     db = firestore.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"])  # type: ignore[attr-defined]
     account_id = db.collection(ACCOUNT_EMAILS).document(email_key(email)).get().to_dict()["account_id"]
-    events = [d.to_dict() for d in db.collection(SECURITY_EVENTS).where(filter=FieldFilter("account_id", "==", account_id)).stream()]
+    query = db.collection(SECURITY_EVENTS).where(filter=FieldFilter("account_id", "==", account_id))
+    events = [d.to_dict() for d in query.stream()]
     kinds = [e["type"] for e in events]
     assert kinds.count("signin_failed") == 10
     assert "signin_locked" in kinds
