@@ -27,7 +27,3 @@ resource "google_project_service" "enabled" {
   service            = each.key
   disable_on_destroy = false
 }
-
-data "google_project" "this" {
-  project_id = var.project_id
-}

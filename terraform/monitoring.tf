@@ -3,6 +3,7 @@
 #   - application alert lines: severity >= ERROR with a jsonPayload.alert field (shared/observability.py
 #     Logger.alert: breach deadlines (P30), privacy-request deadlines (P26), failed erasure steps...)
 #   - failed Cloud Scheduler jobs (retention sweep, P27)
+#   - Pub/Sub jobs not getting done: oldest undelivered message of an event function (privacy jobs, P11)
 #   - uptime check of https://<domain>/auth/health
 
 resource "google_monitoring_notification_channel" "email" {
@@ -202,6 +203,49 @@ resource "google_monitoring_alert_policy" "scheduler_failures" {
   }
 
   notification_channels = local.notification_channels
+}
+
+# --- Pub/Sub jobs stuck (event functions failing or not keeping up) ----------------------------
+
+resource "google_monitoring_alert_policy" "pubsub_backlog" {
+  display_name = "Pub/Sub: a message waits more than ${var.pubsub_backlog_alert_minutes} minutes"
+  combiner     = "OR"
+  severity     = "ERROR"
+
+  conditions {
+    display_name = "Oldest unacknowledged message of a subscription"
+
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.pubsub_backlog_alert_minutes * 60
+      duration        = "300s"
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_MAX"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["resource.label.subscription_id"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "An event function (e.g. privacy-worker: erasure and export jobs, P11) has not processed a message for over ${var.pubsub_backlog_alert_minutes} minutes: it keeps failing (see its 5xx and logs) or cannot keep up. P6."
+  }
+
+  notification_channels = local.notification_channels
+
+  depends_on = [google_project_service.enabled]
 }
 
 # --- Uptime of the public API --------------------------------------------------------------------

@@ -42,11 +42,20 @@ resource "google_cloud_run_v2_service_iam_member" "pubsub_invoker" {
   member   = "serviceAccount:${google_service_account.pubsub_invoker.email}"
 }
 
-# The Pub/Sub service agent mints the OIDC tokens of push subscriptions as pubsub-invoker.
+# The Pub/Sub service agent mints the OIDC tokens of push subscriptions as pubsub-invoker (needed
+# explicitly on projects whose agent predates April 2021; harmless elsewhere). The service identity
+# resource makes sure the agent exists before it is granted anything.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.enabled]
+}
+
 resource "google_service_account_iam_member" "pubsub_token_creator" {
   service_account_id = google_service_account.pubsub_invoker.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-
-  depends_on = [google_project_service.enabled]
+  member             = "serviceAccount:${google_project_service_identity.pubsub.email}"
 }

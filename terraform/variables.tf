@@ -187,6 +187,12 @@ variable "error_rate_threshold" {
   default     = 0.05
 }
 
+variable "pubsub_backlog_alert_minutes" {
+  description = "Age of the oldest undelivered Pub/Sub message (an event function's job) that pages the team."
+  type        = number
+  default     = 60
+}
+
 variable "lb_log_sample_rate" {
   description = "Share of load-balancer requests logged (client IP, path, status: security information, P22). Telemetry is never logged at the LB (P23)."
   type        = number
