@@ -1,0 +1,92 @@
+"""Session-wide test set-up: markers, suite ordering, and the local stack.
+
+* ``@pytest.mark.policy("P1", "P16")`` names the policy ids a test proves
+  (``make policy`` lists which ids have tests).
+* ``@pytest.mark.after_suite`` moves a test to the end of the run (for tests
+  that scan everything the suite produced, such as the gateway log).
+* ``stack`` (session): one local stack on free ports — Firestore, Pub/Sub,
+  Storage and Auth emulators, the SMTP sink, and the gateway as a subprocess
+  logging to ``stack.gateway_log`` — with ``BCRYPT_COST=4``; its env is also
+  applied to this process so in-process clients reach the emulators.
+  ``--devstack-reuse`` (or ``DEVSTACK_REUSE=1``) uses a running ``make run``
+  stack instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from devstack import MailSink, Stack, StackInfo  # noqa: E402
+
+TEST_ENV = {"BCRYPT_COST": "4"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("devstack")
+    group.addoption(
+        "--devstack-reuse",
+        action="store_true",
+        default=os.environ.get("DEVSTACK_REUSE", "") == "1",
+        help="use the stack of a running `make run` (.local/stack.json) instead of starting one",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "policy(*ids): policy ids (P1..P30) of the Privacy and Security Policy this test proves",
+    )
+    config.addinivalue_line(
+        "markers",
+        "after_suite: run after every other test (it scans what the whole suite produced)",
+    )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    late = [item for item in items if item.get_closest_marker("after_suite") is not None]
+    if late:
+        early = [item for item in items if item.get_closest_marker("after_suite") is None]
+        items[:] = early + late
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """The local stack for the whole session (started once, stopped at the end)."""
+    saved = dict(os.environ)
+    if request.config.getoption("--devstack-reuse"):
+        info = StackInfo.attach()
+        os.environ.update(info.env)
+        try:
+            yield info
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return
+    running = Stack(run_dir=tmp_path_factory.mktemp("devstack"), extra_env=TEST_ENV)
+    running.start()
+    os.environ.update(running.env)
+    try:
+        yield running
+    finally:
+        running.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack: StackInfo) -> str:
+    return stack.gateway_url
+
+
+@pytest.fixture
+def mail_sink(stack: StackInfo) -> MailSink:
+    return stack.mail

@@ -1,0 +1,153 @@
+"""Process hygiene: stale pid files, ports held by stale emulators, tool checks, secrets, ports."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from devstack import DevstackError, Ports, Stack
+from devstack.procs import PidRecord, free_port, group_members, port_in_use, reap_stale, wait_until, write_pid_file
+from devstack.stack import SECRET_NAMES, load_or_create_secrets
+from devstack.tools import check_tools
+
+SLEEPER = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # devstack-test-child'])\n"
+    "time.sleep(600)  # devstack-test-stale\n"
+)
+
+
+def _spawn_group() -> subprocess.Popen[bytes]:
+    """A leader and one child in a fresh process group, as a crashed run would leave them."""
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], start_new_session=True)
+    assert wait_until(lambda: len(group_members(proc.pid)) >= 2, 10)
+    return proc
+
+
+def test_stale_pid_file_kills_the_whole_process_group(tmp_path: Path) -> None:
+    proc = _spawn_group()
+    try:
+        write_pid_file(tmp_path, PidRecord(name="firestore", pgid=proc.pid, marker="devstack-test-stale"))
+        lines: list[str] = []
+
+        killed = reap_stale(tmp_path, log=lines.append)
+
+        assert killed == ["firestore"]
+        assert proc.wait(timeout=10) is not None
+        assert wait_until(lambda: not group_members(proc.pid), 10), "the child of the group survived"
+        assert not list(tmp_path.glob("*.pid"))
+        assert len(lines) == 1 and "stale firestore" in lines[0]
+    finally:
+        if group_members(proc.pid):
+            os.killpg(proc.pid, 9)
+
+
+def test_pid_file_of_a_recycled_pid_does_not_kill_a_stranger(tmp_path: Path) -> None:
+    proc = _spawn_group()
+    try:
+        write_pid_file(tmp_path, PidRecord(name="pubsub", pgid=proc.pid, marker="cloud-pubsub-emulator"))
+
+        assert reap_stale(tmp_path, log=lambda _l: None) == []
+
+        assert proc.poll() is None, "a process that is not ours was killed"
+        assert not list(tmp_path.glob("*.pid")), "the stale pid file was not removed"
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=10)
+
+
+def test_garbage_pid_file_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "auth.pid").write_text("not json")
+    assert reap_stale(tmp_path, log=lambda _l: None) == []
+    assert not (tmp_path / "auth.pid").exists()
+
+
+def test_port_held_by_a_foreign_process_is_reported_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        stack = Stack(
+            replace(Ports.free(), smtp=port),
+            run_dir=tmp_path,
+            services=["smtp"],
+            gateway="none",
+        )
+
+        with pytest.raises(DevstackError) as info:
+            stack.start()
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"port {port} needed by smtp is already in use" in message
+    assert "DEVSTACK_SMTP_PORT" in message
+
+
+def test_port_held_by_a_stale_emulator_is_freed(tmp_path: Path) -> None:
+    """A storage emulator left running without a pid file is stopped when a fixed-port stack starts."""
+    port = free_port()
+    stale = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: port_in_use(port), 30)
+        ports = replace(Ports.free(), storage=port)
+        lines: list[str] = []
+        with Stack(ports, run_dir=tmp_path, services=["storage"], gateway="none", log=lines.append):
+            assert stale.wait(timeout=10) is not None, "the stale emulator still runs"
+            assert any(f"port {port} held by a stale" in line for line in lines)
+    finally:
+        if stale.poll() is None:
+            os.killpg(stale.pid, 9)
+            stale.wait()
+    assert not port_in_use(port), "the stack's own emulator was not stopped"
+
+
+def test_missing_tool_stops_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DevstackError) as info:
+        check_tools(["firestore"])
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("gcloud not found: install the Google Cloud CLI")
+
+
+def test_local_secrets_are_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / ".local" / "secrets.env"
+    first = load_or_create_secrets(path)
+    second = load_or_create_secrets(path)
+
+    assert first == second
+    assert set(first) == set(SECRET_NAMES)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for value in first.values():
+        assert len(base64.urlsafe_b64decode(value)) == 32
+    assert first["PASSWORD_PEPPER"] != first["TOTP_ENCRYPTION_KEY"]
+
+
+def test_fixed_ports_can_be_overridden_by_env() -> None:
+    ports = Ports.fixed({"DEVSTACK_GATEWAY_PORT": "18080", "DEVSTACK_AUTH_PORT": "19099"})
+    assert ports.gateway == 18080 and ports.auth == 19099 and ports.firestore == 8681
+    with pytest.raises(DevstackError, match="DEVSTACK_SMTP_PORT"):
+        Ports.fixed({"DEVSTACK_SMTP_PORT": "x"})
+
+
+def test_stack_env(stack) -> None:
+    env = stack.env
+    assert env["APP_ENV"] == "local"
+    assert env["BCRYPT_COST"] == "4"
+    assert env["GOOGLE_CLOUD_PROJECT"].startswith("demo-")
+    assert env["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+    assert env["PUBLIC_BASE_URL"] == f"http://localhost:{stack.ports.gateway}"
+    assert env["MAIL_FROM"] == "WizyVision <no-reply@wizyvision.com>"
+    assert os.environ["FIRESTORE_EMULATOR_HOST"] == env["FIRESTORE_EMULATOR_HOST"]
