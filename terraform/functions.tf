@@ -190,6 +190,9 @@ data "archive_file" "source" {
     "**/*.tfstate",
     "**/*.tfstate.*",
     ".gitignore",
+    # Dev tooling only; requirements.txt is the one runtime manifest the Python buildpack must see.
+    "pyproject.toml",
+    "README.md",
     "package.json",
     "package-lock.json",
     "requirements-dev.txt",
@@ -263,7 +266,8 @@ resource "google_pubsub_topic_iam_member" "fn_publisher" {
   member = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 }
 
-# Builds run as their own service account, not the legacy default Cloud Build one.
+# Builds run as their own service account, not the legacy default Cloud Build one, with the minimum
+# a function build needs: read the staged source, push the image, write build logs.
 resource "google_service_account" "build" {
   account_id   = "fn-build"
   display_name = "Cloud Functions builds"
@@ -274,9 +278,9 @@ resource "google_service_account" "build" {
 
 resource "google_project_iam_member" "build" {
   for_each = toset([
-    "roles/cloudbuild.builds.builder",
     "roles/logging.logWriter",
     "roles/artifactregistry.writer",
+    "roles/storage.objectViewer",
   ])
 
   project = var.project_id
