@@ -8,6 +8,11 @@ import threading
 from dataclasses import dataclass, field
 
 LOCAL = "local"
+# Where the client address is read from X-Forwarded-For. Google's external Application Load Balancer
+# appends "<client>, <load balancer>" to whatever the client sent, so the client is the second entry
+# from the end; anything before it is client-supplied and cannot be trusted. Locally the gateway
+# forwards the header as the caller wrote it, so the first hop is the client.
+CLIENT_IP_SOURCES = ("load-balancer", "first-hop")
 
 
 class ConfigError(RuntimeError):
@@ -32,9 +37,10 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
 
 
 def _key(env: dict[str, str], name: str) -> bytes:
+    """A secret key, or b"" when this function was not given it (only functions that use it are)."""
     raw = env.get(name, "").strip()
     if not raw:
-        raise ConfigError(f"{name} is not set (Secret Manager in production, .local/secrets.env locally)")
+        return b""
     try:
         value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
     except ValueError as exc:
@@ -54,6 +60,7 @@ class Settings:
     app_url: str
     password_pepper: bytes = field(repr=False)
     totp_encryption_key: bytes = field(repr=False)
+    client_ip_source: str = "first-hop"
     bcrypt_cost: int = 12
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
@@ -76,6 +83,14 @@ class Settings:
     def is_local(self) -> bool:
         return self.app_env == LOCAL
 
+    def require_keys(self, *names: str) -> None:
+        """Fail the cold start of a function that needs a secret it was not given."""
+        for name in names:
+            if not getattr(self, name):
+                raise ConfigError(
+                    f"{name.upper()} is not set (Secret Manager in production, .local/secrets.env locally)"
+                )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
@@ -88,6 +103,9 @@ class Settings:
             raise ConfigError("BCRYPT_COST must be between 4 and 31")
         if cost < 12 and app_env != LOCAL:
             raise ConfigError("BCRYPT_COST below 12 is allowed only in local mode (P1)")
+        ip_source = env.get("CLIENT_IP_SOURCE", "first-hop" if app_env == LOCAL else "load-balancer").strip()
+        if ip_source not in CLIENT_IP_SOURCES:
+            raise ConfigError(f"CLIENT_IP_SOURCE must be one of {', '.join(CLIENT_IP_SOURCES)}")
         origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             project_id=project,
@@ -97,6 +115,7 @@ class Settings:
             password_pepper=_key(env, "PASSWORD_PEPPER"),
             totp_encryption_key=_key(env, "TOTP_ENCRYPTION_KEY"),
             bcrypt_cost=cost,
+            client_ip_source=ip_source,
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12),
             cors_allowed_origins=origins,

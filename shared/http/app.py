@@ -43,13 +43,12 @@ class Request:
     path_params: dict[str, str]
     principal: Any = None
     bearer_token: str | None = None
+    ip_source: str = "first-hop"
 
     @property
     def client_ip(self) -> str:
-        """The first hop of X-Forwarded-For (set by the load balancer / local gateway), else the peer."""
-        forwarded = self.raw.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",", 1)[0].strip()
-        return first or (self.raw.remote_addr or "")
+        """The client's address from X-Forwarded-For, as trusted per `CLIENT_IP_SOURCE`, else the peer."""
+        return client_ip(self.raw, self.ip_source)
 
     @property
     def user_agent(self) -> str:
@@ -226,7 +225,7 @@ class HttpApp:
         raise Problem(404, "not-found", "Not found", f"No route for {raw.path}.")
 
     def _call(self, route: Route, params: dict[str, str], raw: flask.Request) -> Any:
-        request = Request(raw=raw, path_params=params)
+        request = Request(raw=raw, path_params=params, ip_source=self._settings().client_ip_source)
         if route.auth:
             token = _bearer(raw)
             if token is None or self._authenticator is None:
@@ -333,6 +332,13 @@ class HttpApp:
             response.headers["Access-Control-Allow-Credentials"] = "false"
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         response.headers.add("Vary", "Origin")
+
+
+def client_ip(raw: flask.Request, source: str) -> str:
+    hops = [hop.strip() for hop in raw.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    if source == "load-balancer":
+        return hops[-2] if len(hops) >= 2 else (raw.remote_addr or "")
+    return hops[0] if hops else (raw.remote_addr or "")
 
 
 def _bearer(raw: flask.Request) -> str | None:

@@ -91,6 +91,7 @@ class IdentityService:
         self.mailer = mailer
         self.google = google
         self.clock = clock
+        settings.require_keys("password_pepper", "totp_encryption_key")
         self.box = SecretBox(settings.totp_encryption_key)
 
     # -- documents ------------------------------------------------------------------------------
@@ -116,17 +117,18 @@ class IdentityService:
         account.updated_at = self.clock()
         self._account_ref(account.id).update({**changes, "updated_at": account.updated_at})
 
-    def security_event(
-        self,
-        account_id: str,
-        kind: str,
-        ip: str = "",
-        user_agent: str = "",
-        **details: Any,
-    ) -> None:
+    def security_event(self, account_id: str, kind: str, ip: str = "", user_agent: str = "", **details: Any) -> None:
         """Record a security event on the account (P22), kept for a limited time (TTL on expire_at)."""
+        batch = self.db.batch()
+        self._add_security_event(batch, account_id, kind, ip, user_agent, **details)
+        batch.commit()
+
+    def _add_security_event(
+        self, batch: firestore.WriteBatch, account_id: str, kind: str, ip: str, user_agent: str, **details: Any
+    ) -> None:
         now = self.clock()
-        self.db.collection(SECURITY_EVENTS).add(
+        batch.set(
+            self.db.collection(SECURITY_EVENTS).document(),
             {
                 "account_id": account_id,
                 "type": kind,
@@ -135,7 +137,7 @@ class IdentityService:
                 "user_agent": user_agent[:512],
                 "details": details,
                 "expire_at": now + timedelta(days=self.settings.security_event_retention_days),
-            }
+            },
         )
         log.info("security event", account_id=account_id, event=kind)
 
@@ -347,9 +349,13 @@ class IdentityService:
             col.document(keyed_digest(pepper, "ip", ip)),
         ]
 
-    def _check_throttle(self, refs: list[firestore.DocumentReference]) -> None:
+    def _check_throttle(
+        self, refs: list[firestore.DocumentReference], also: firestore.DocumentReference | None = None
+    ) -> firestore.DocumentSnapshot | None:
+        """429 while a key is locked. Reads `also` in the same round trip and returns its snapshot."""
         now = self.clock()
-        waits = [retry_after(ThrottleState.from_doc(s.to_dict()), now) for s in self.db.get_all(refs)]
+        snaps = {snap.reference.path: snap for snap in self.db.get_all([*refs, *([also] if also else [])])}
+        waits = [retry_after(ThrottleState.from_doc(snaps[ref.path].to_dict()), now) for ref in refs]
         wait = max((w for w in waits if w), default=None)
         if wait:
             raise Problem(
@@ -360,6 +366,7 @@ class IdentityService:
                 headers={"Retry-After": str(wait)},
                 retry_after=wait,
             )
+        return snaps[also.path] if also else None
 
     def _record_failure(
         self,
@@ -401,8 +408,8 @@ class IdentityService:
         recovery_code: str | None = None,
     ) -> tuple[str, SessionRecord, Account]:
         refs = self._throttle_refs(email, ip)
-        self._check_throttle(refs)
-        account = self.find_by_email(email)
+        index = self._check_throttle(refs, also=self._email_ref(email))
+        account = self.get_account((index.to_dict() or {})["account_id"]) if index and index.exists else None
         stored = account.password_hash if account and account.status == "active" else None
         if not self.hasher.verify(password, stored):
             self._record_failure(refs, account, "password", ip, user_agent)
@@ -415,10 +422,9 @@ class IdentityService:
             )
         if account.totp_enabled:
             self._second_factor(account, refs, totp_code, recovery_code, ip, user_agent)
-        self.db.collection(SIGNIN_THROTTLE).document(refs[0].id).delete()
         if self.hasher.needs_rehash(stored):
             self._save(account, password_hash=self.hasher.hash(password))
-        return self._open_session(account, "password", ip, user_agent)
+        return self._open_session(account, "password", ip, user_agent, clear=refs[0])
 
     def _second_factor(
         self,
@@ -577,7 +583,9 @@ class IdentityService:
         ip: str,
         user_agent: str,
         authenticated_at: datetime | None = None,
+        clear: firestore.DocumentReference | None = None,
     ) -> tuple[str, SessionRecord, Account]:
+        """Write the session record, the device digests and the security event in one commit."""
         now = self.clock()
         token = new_token()
         record = SessionRecord(
@@ -592,26 +600,25 @@ class IdentityService:
             method=method,
             authenticated_at=authenticated_at or now,
         )
-        self.db.collection(SESSIONS).document(record.token_hash).set(record.to_doc())
-        self._note_device(account, ip, user_agent)
-        self.security_event(account.id, "signin_succeeded", ip, user_agent, method=method)
-        return token, record, account
-
-    def _note_device(self, account: Account, ip: str, user_agent: str) -> None:
-        """Remember device and network as digests; mail a notice for one not seen before (P22)."""
         pepper = self.settings.password_pepper
         marks = [keyed_digest(pepper, "ua", user_agent), keyed_digest(pepper, "ip", ip)]
         unseen = [m for m in marks if m not in account.known_devices]
-        if not unseen:
-            self._save(account, last_active_at=self.clock())
-            return
-        first_ever = not account.known_devices
-        known = (account.known_devices + unseen)[-MAX_KNOWN_DEVICES:]
-        self._save(account, known_devices=known, last_active_at=self.clock())
-        if not first_ever:
-            when = self.clock().strftime("%Y-%m-%d %H:%M UTC")
+        notify = bool(unseen) and bool(account.known_devices)  # never for the very first sign-in
+        account.known_devices = (account.known_devices + unseen)[-MAX_KNOWN_DEVICES:]
+        account.last_active_at = now
+        batch = self.db.batch()
+        batch.set(self.db.collection(SESSIONS).document(record.token_hash), record.to_doc())
+        batch.update(self._account_ref(account.id), {"known_devices": account.known_devices, "last_active_at": now})
+        self._add_security_event(batch, account.id, "signin_succeeded", ip, user_agent, method=method)
+        if notify:
+            self._add_security_event(batch, account.id, "new_device_signin", ip, user_agent)
+        if clear is not None:
+            batch.delete(clear)
+        batch.commit()
+        if notify:
+            when = now.strftime("%Y-%m-%d %H:%M UTC")
             self.mailer.send(mails.new_device(account.email, account.first_name, when, ip, user_agent))
-            self.security_event(account.id, "new_device_signin", ip, user_agent)
+        return token, record, account
 
     def authenticate(self, token: str) -> Principal:
         """The principal for a bearer token, or 401. Idle and absolute timeouts are enforced here."""

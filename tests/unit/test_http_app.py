@@ -176,3 +176,33 @@ def test_request_log_line_is_json_with_severity_and_trace(
     line = lines[-1]
     assert line["severity"] == "INFO" and line["status"] == 200
     assert line["logging.googleapis.com/trace"] == f"projects/demo-unit/traces/{trace}"
+
+
+@pytest.mark.policy("P22")
+def test_client_ip_behind_the_load_balancer_ignores_what_the_client_wrote() -> None:
+    from shared.http.app import client_ip
+
+    app = flask.Flask("ip")
+    spoofed = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9, 130.211.0.1"}
+    with app.test_request_context(headers=spoofed, environ_base={"REMOTE_ADDR": "169.254.1.1"}):
+        assert client_ip(flask.request, "load-balancer") == "203.0.113.9"
+        assert client_ip(flask.request, "first-hop") == "6.6.6.6"
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "169.254.1.1"}):
+        assert client_ip(flask.request, "load-balancer") == "169.254.1.1"
+
+
+def test_a_missing_secret_fails_the_cold_start_of_a_function_that_needs_it() -> None:
+    from shared.config import ConfigError
+
+    config = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": "local"})
+    config.require_keys()  # a function that needs no key starts
+    with pytest.raises(ConfigError, match="PASSWORD_PEPPER"):
+        config.require_keys("password_pepper")
+
+
+@pytest.mark.policy("P1")
+def test_production_refuses_a_lowered_bcrypt_cost() -> None:
+    from shared.config import ConfigError
+
+    with pytest.raises(ConfigError, match="BCRYPT_COST"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": "production", "BCRYPT_COST": "4"})
