@@ -19,7 +19,8 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a shell may start us with SIGINT ignored (background job), and Ctrl-C must work.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     import os
 

@@ -600,7 +600,12 @@ class Stack(StackInfo):
             self.loaded_functions = self.functions()
             if "pubsub" in self.services:
                 self.subscribe_functions(self.loaded_functions)
-        (self.run_dir / "stack.json").write_text(self.to_json())
+        # stack.json holds the local secrets of the env: owner-only.
+        descriptor = self.run_dir / "stack.json"
+        descriptor.unlink(missing_ok=True)
+        fd = os.open(descriptor, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.to_json())
 
     def stop(self) -> None:
         """Stop everything this stack started (safe to call twice)."""
