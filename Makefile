@@ -15,7 +15,7 @@ PIP_STAMP := $(VENV)/.requirements.stamp
 NPM_STAMP := node_modules/.package.stamp
 NPM_INPUTS := package.json $(wildcard package-lock.json)
 
-.PHONY: help setup tools run test bench lint fmt policy wipe clean
+.PHONY: help preflight setup tools run test bench lint fmt policy wipe clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -30,12 +30,18 @@ $(PIP_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	@touch $@
 
 # Reinstall only when package.json / package-lock.json changed (the stamp lives in node_modules).
-$(NPM_STAMP): $(NPM_INPUTS)
+$(NPM_STAMP): $(NPM_INPUTS) | preflight
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm for the Firebase Auth emulator (Debian: apt-get install nodejs npm)"; exit 1; }
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 	@touch $@
 
-setup: $(PIP_STAMP) $(NPM_STAMP)
+# System tools (gcloud + emulators, java, node, npm), checked with the system Python before anything
+# is installed; a missing one stops with one line saying what to install.
+preflight:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 with venv (Debian: apt-get install python3 python3-venv)"; exit 1; }
+	@$(PYTHON) -m devstack check-tools --system >/dev/null
+
+setup: preflight $(PIP_STAMP) $(NPM_STAMP)
 
 tools: $(PIP_STAMP)
 	@$(BIN)/python -m devstack check-tools

@@ -59,13 +59,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"devstack: stopped ({time.monotonic() - began:.1f}s)", flush=True)
 
 
-def cmd_check_tools(_args: argparse.Namespace) -> int:
+def cmd_check_tools(args: argparse.Namespace) -> int:
+    # --system: only what the OS must provide (run before the venv and node_modules exist).
+    services = ("firestore", "pubsub", "node") if args.system else ALL_SERVICES
     try:
-        check_tools(ALL_SERVICES)
+        check_tools(services)
     except DevstackError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print("devstack: gcloud, java, node, npm and the Firebase CLI are present")
+    what = "gcloud, java, node and npm" if args.system else "gcloud, java, node, npm and the Firebase CLI"
+    print(f"devstack: {what} are present")
     return 0
 
 
@@ -97,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         help="write the gateway (function) output to .local/gateway.log instead of the terminal",
     )
     run.set_defaults(func=cmd_run)
-    sub.add_parser("check-tools", help="check gcloud, java, node, npm").set_defaults(func=cmd_check_tools)
+    tools = sub.add_parser("check-tools", help="check gcloud, java, node, npm")
+    tools.add_argument("--system", action="store_true", help="system tools only (no venv or node_modules yet)")
+    tools.set_defaults(func=cmd_check_tools)
     sub.add_parser("wipe", help="delete Firestore data and Auth users of make run").set_defaults(func=cmd_wipe)
     policy = sub.add_parser("policy-ids", help="which policy ids P1..Pn have tests")
     policy.add_argument("--count", type=int, default=30)

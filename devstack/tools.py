@@ -50,14 +50,14 @@ def check_tools(services: Iterable[str], root: Path = REPO_ROOT) -> None:
                 "java not found: install a Java 11+ runtime for the Firestore and Pub/Sub "
                 "emulators (Debian: apt-get install openjdk-17-jre-headless)"
             )
-    if "auth" in wanted:
+    if wanted & {"auth", "node"}:
         for tool in ("node", "npm"):
             if shutil.which(tool) is None:
                 raise DevstackError(
                     f"{tool} not found: install Node.js 20+ with npm for the Firebase Auth "
                     "emulator (Debian: apt-get install nodejs npm)"
                 )
-        if not firebase_bin(root).exists():
+        if "auth" in wanted and not firebase_bin(root).exists():
             raise DevstackError(
                 f"{firebase_bin(root)} not found: run `npm ci` in {root} (make run and make test do it)"
             )
