@@ -283,14 +283,46 @@ class GatewayApp:
         return function.app(inner, start_response)
 
 
+def _redacted_target(target: str) -> str:
+    """The request target with every query value replaced: tokens travel in query strings."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return path
+    keys = [part.partition("=")[0] for part in query.split("&") if part]
+    return path + "?" + "&".join(f"{key}=…" for key in keys)
+
+
+def _request_handler() -> type:
+    from werkzeug.serving import WSGIRequestHandler
+
+    class AccessLogHandler(WSGIRequestHandler):
+        """Plain access log lines (no ANSI colours), query values redacted."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            target = getattr(self, "path", None)
+            if target is None:
+                line = self.requestline
+            else:
+                line = f"{self.command} {_redacted_target(target)} {self.request_version}"
+            line = line.translate(self._control_char_table)
+            self.log("info", '"%s" %s %s', line, code, size)
+
+    return AccessLogHandler
+
+
+def make_gateway_server(app: GatewayApp, port: int, host: str = "127.0.0.1") -> Any:
+    """A threaded werkzeug server for ``app`` (port 0 picks a free one)."""
+    from werkzeug.serving import make_server
+
+    return make_server(host, port, app, threaded=True, request_handler=_request_handler())
+
+
 class GatewayThread:
     """The gateway in a thread of the current process (functions run in-process)."""
 
     def __init__(self, app: GatewayApp, port: int, host: str = "127.0.0.1") -> None:
-        from werkzeug.serving import make_server
-
         self.app = app
-        self.server = make_server(host, port, app, threaded=True)
+        self.server = make_gateway_server(app, port, host)
         self.port = int(self.server.server_port)
         self._thread = threading.Thread(target=self.server.serve_forever, name="devstack-gateway", daemon=True)
 
@@ -321,10 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", default=None)
     args = parser.parse_args(argv)
 
-    from werkzeug.serving import make_server
-
     app = GatewayApp.from_root(args.root, args.project)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_gateway_server(app, args.port, args.host)
     print_functions(app.functions.values(), f"http://localhost:{args.port}")
     print(f"devstack gateway: listening on http://{args.host}:{args.port}", flush=True)
     try:

@@ -208,3 +208,16 @@ def test_push_to_an_unknown_function_is_a_404(fixture_gateway: FixtureGateway) -
     response = request("POST", f"{fixture_gateway.url}/_pubsub/nope", body={"message": {}})
     assert response.status == 404
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_access_log_redacts_query_values_and_has_no_colours(fixture_gateway: FixtureGateway) -> None:
+    secret = f"tok-{uuid.uuid4().hex}"
+    assert get(f"{fixture_gateway.url}/echo-path/verify?token={secret}&x=1").status == 200
+
+    def logged() -> bool:
+        return '"GET /echo-path/verify?token=…&x=… HTTP/1.1" 200' in fixture_gateway.log.read_text()
+
+    assert wait_until(logged, 10), fixture_gateway.log.read_text()[-1500:]
+    text = fixture_gateway.log.read_text()
+    assert secret not in text
+    assert "\x1b[" not in text
