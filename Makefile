@@ -30,9 +30,12 @@ $(PIP_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	@touch $@
 
 # Reinstall only when package.json / package-lock.json changed (the stamp lives in node_modules).
+# --ignore-scripts: the only install scripts are re2 (optional for firebase-tools, used by Hosting
+# only; it would compile C++ for minutes because its prebuilt binary cannot be downloaded here)
+# and protobufjs's version notice.
 $(NPM_STAMP): $(NPM_INPUTS) | preflight
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm for the Firebase Auth emulator (Debian: apt-get install nodejs npm)"; exit 1; }
-	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+	@if [ -f package-lock.json ]; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; else npm install --ignore-scripts --no-audit --no-fund --loglevel=error; fi
 	@touch $@
 
 # System tools (gcloud + emulators, java, node, npm), checked with the system Python before anything

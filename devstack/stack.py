@@ -359,6 +359,7 @@ class Stack(StackInfo):
         self._processes: dict[str, ManagedProcess] = {}
         self._smtp: SmtpSink | None = None
         self._gateway_thread: Any = None
+        self._watchdog: ManagedProcess | None = None
         self.started_in: float | None = None
         self.loaded_functions: list[dict[str, Any]] = []
 
@@ -569,6 +570,7 @@ class Stack(StackInfo):
             directory.mkdir(parents=True, exist_ok=True)
         reap_stale(self.pid_dir, log=self.log)
         self._check_ports()
+        self._start_watchdog()
         if "smtp" in self.services:
             self._smtp = SmtpSink(self.mail_dir, self.ports.smtp)
             self._smtp.start()
@@ -607,6 +609,28 @@ class Stack(StackInfo):
         with os.fdopen(fd, "w") as handle:
             handle.write(self.to_json())
 
+    def _start_watchdog(self) -> None:
+        """A child that stops the emulators if this process dies without calling stop()."""
+        env = self._child_env()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        watchdog = ManagedProcess(
+            name="watchdog",
+            argv=[
+                sys.executable,
+                "-m",
+                "devstack.watchdog",
+                "--parent",
+                str(os.getpid()),
+                "--pid-dir",
+                str(self.pid_dir),
+            ],
+            env=env,
+            log_path=self.log_dir / "watchdog.log",
+            cwd=REPO_ROOT,
+        )
+        watchdog.start()
+        self._watchdog = watchdog
+
     def stop(self) -> None:
         """Stop everything this stack started (safe to call twice)."""
         with contextlib.suppress(OSError):
@@ -622,6 +646,9 @@ class Stack(StackInfo):
         if self._smtp is not None:
             self._smtp.stop()
             self._smtp = None
+        if self._watchdog is not None:
+            self._watchdog.stop(grace=2.0)
+            self._watchdog = None
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -152,3 +152,41 @@ def test_stack_env(stack) -> None:
     assert env["PUBLIC_BASE_URL"] == f"http://localhost:{stack.ports.gateway}"
     assert env["MAIL_FROM"] == "WizyVision <no-reply@wizyvision.com>"
     assert os.environ["FIRESTORE_EMULATOR_HOST"] == env["FIRESTORE_EMULATOR_HOST"]
+
+
+ORPHANING_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from devstack import Stack
+stack = Stack(run_dir=Path(sys.argv[1]), services=["storage"], gateway="none")
+stack.start()
+print(stack.ports.storage, flush=True)
+threading.Event().wait(600)
+"""
+
+
+def test_children_are_stopped_when_the_starting_process_is_killed(tmp_path: Path) -> None:
+    """The watchdog reaps the emulators of a stack whose process died without stopping them."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ORPHANING_SCRIPT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert owner.stdout is not None
+        port = int(owner.stdout.readline())
+        record = PidRecord.load((tmp_path / "run" / "storage.pid").read_text())
+        assert port_in_use(port)
+
+        os.killpg(owner.pid, 9)
+        owner.wait(timeout=10)
+
+        assert wait_until(lambda: not group_members(record.pgid), 15), "the emulator outlived its stack"
+        assert wait_until(lambda: not port_in_use(port), 5)
+        assert not (tmp_path / "run" / "storage.pid").exists()
+    finally:
+        if owner.poll() is None:
+            os.killpg(owner.pid, 9)
