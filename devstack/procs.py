@@ -34,7 +34,7 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def _read_cmdline(pid: int) -> str:
+def read_cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -42,7 +42,7 @@ def _read_cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
-def _pgid_of(pid: int) -> int | None:
+def pgid_of(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -52,11 +52,36 @@ def _pgid_of(pid: int) -> int | None:
     return int(fields[2])
 
 
+def _ppid_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def live_owner(pid: int, words: tuple[str, ...] = ("devstack", "pytest")) -> int | None:
+    """An ancestor of ``pid``, outside its process group, that looks like a running stack.
+
+    A stale emulator of a crashed run has been re-parented (to init or a sub-reaper);
+    one that belongs to a stack still running has that stack's process as an ancestor.
+    """
+    group = pgid_of(pid)
+    current = _ppid_of(pid)
+    seen = 0
+    while current and current > 1 and seen < 64:
+        if pgid_of(current) != group and any(w in read_cmdline(current) for w in words):
+            return current
+        current = _ppid_of(current)
+        seen += 1
+    return None
+
+
 def group_members(pgid: int) -> list[int]:
     """Pids of the live processes in process group ``pgid``."""
     members: list[int] = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _pgid_of(int(entry.name)) == pgid:
+        if entry.name.isdigit() and pgid_of(int(entry.name)) == pgid:
             members.append(int(entry.name))
     return members
 
@@ -117,7 +142,7 @@ def port_owner(port: int) -> int | None:
 
 
 def describe_pid(pid: int) -> str:
-    cmd = _read_cmdline(pid)
+    cmd = read_cmdline(pid)
     return f"pid {pid} ({cmd[:120]})" if cmd else f"pid {pid}"
 
 
@@ -173,7 +198,7 @@ def reap_stale(pid_dir: Path, log: Callable[[str], None] = print) -> list[str]:
             path.unlink(missing_ok=True)
             continue
         members = _alive_members(record.pgid)
-        if members and any(record.marker in _read_cmdline(pid) for pid in members):
+        if members and any(record.marker in read_cmdline(pid) for pid in members):
             log(f"devstack: stopping stale {record.name} from a previous run (process group {record.pgid})")
             kill_group(record.pgid)
             killed.append(record.name)

@@ -25,8 +25,11 @@ from devstack.procs import (
     describe_pid,
     free_port,
     kill_group,
+    live_owner,
+    pgid_of,
     port_in_use,
     port_owner,
+    read_cmdline,
     reap_stale,
     wait_until,
 )
@@ -531,19 +534,20 @@ class Stack(StackInfo):
                 if not port_in_use(port):
                     continue
                 owner = port_owner(port)
-                from devstack.procs import _pgid_of, _read_cmdline
-
-                cmd = _read_cmdline(owner) if owner else ""
+                cmd = read_cmdline(owner) if owner else ""
+                # One of our emulators (by its command line) left behind by a run that no longer exists.
                 ours = any(marker in cmd for marker in MARKERS.values()) and (
                     "emulator" in cmd or "devstack" in cmd or "firebase" in cmd
                 )
-                if owner and ours and self.free_stale_ports:
-                    pgid = _pgid_of(owner) or owner
+                running_stack = live_owner(owner) if owner else None
+                if owner and ours and running_stack is None and self.free_stale_ports:
                     self.log(f"devstack: port {port} held by a stale {describe_pid(owner)}; stopping it")
-                    kill_group(pgid)
+                    kill_group(pgid_of(owner) or owner)
                     if wait_until(lambda port=port: not port_in_use(port), 10):
                         continue
                 holder = describe_pid(owner) if owner else "another process"
+                if running_stack is not None:
+                    holder += f", started by the running {describe_pid(running_stack)}"
                 env_name = f"DEVSTACK_{service.upper()}_PORT"
                 if service == "auth":
                     env_name = "DEVSTACK_AUTH_PORT / DEVSTACK_HUB_PORT / DEVSTACK_LOGGING_PORT"

@@ -91,27 +91,63 @@ def test_port_held_by_a_foreign_process_is_reported_in_one_line(tmp_path: Path) 
     assert "DEVSTACK_SMTP_PORT" in message
 
 
-def test_port_held_by_a_stale_emulator_is_freed(tmp_path: Path) -> None:
-    """A storage emulator left running without a pid file is stopped when a fixed-port stack starts."""
+ORPHAN_LAUNCHER = """
+import subprocess, sys
+proc = subprocess.Popen(
+    [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={sys.argv[1]}", "--in-memory"],
+    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+print(proc.pid, flush=True)
+"""
+
+
+def _storage_emulator_cmd(port: int) -> list[str]:
+    return [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"]
+
+
+def test_port_held_by_an_orphaned_stale_emulator_is_freed(tmp_path: Path) -> None:
+    """A storage emulator left running by a crashed run (no pid file, parent gone) is stopped."""
     port = free_port()
-    stale = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    launcher = subprocess.run(
+        [sys.executable, "-c", ORPHAN_LAUNCHER, str(port)], capture_output=True, text=True, check=True, timeout=30
+    )
+    stale_pid = int(launcher.stdout)  # its parent has exited: the emulator is an orphan now
+    try:
+        assert wait_until(lambda: port_in_use(port), 30)
+        lines: list[str] = []
+        with Stack(
+            replace(Ports.free(), storage=port),
+            run_dir=tmp_path,
+            services=["storage"],
+            gateway="none",
+            log=lines.append,
+        ):
+            assert wait_until(lambda: not group_members(stale_pid), 10), "the stale emulator still runs"
+            assert any(f"port {port} held by a stale" in line for line in lines), lines
+    finally:
+        if group_members(stale_pid):
+            os.killpg(stale_pid, 9)
+    assert not port_in_use(port), "the stack's own emulator was not stopped"
+
+
+def test_port_held_by_an_emulator_of_a_running_stack_is_reported_not_killed(tmp_path: Path) -> None:
+    port = free_port()
+    live = subprocess.Popen(
+        _storage_emulator_cmd(port), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         assert wait_until(lambda: port_in_use(port), 30)
-        ports = replace(Ports.free(), storage=port)
-        lines: list[str] = []
-        with Stack(ports, run_dir=tmp_path, services=["storage"], gateway="none", log=lines.append):
-            assert stale.wait(timeout=10) is not None, "the stale emulator still runs"
-            assert any(f"port {port} held by a stale" in line for line in lines)
+        stack = Stack(replace(Ports.free(), storage=port), run_dir=tmp_path, services=["storage"], gateway="none")
+        with pytest.raises(DevstackError) as info:
+            stack.start()
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"port {port} needed by storage is already in use" in message
+        assert f"started by the running pid {os.getpid()}" in message
+        assert live.poll() is None, "an emulator of a running stack was killed"
     finally:
-        if stale.poll() is None:
-            os.killpg(stale.pid, 9)
-            stale.wait()
-    assert not port_in_use(port), "the stack's own emulator was not stopped"
+        os.killpg(live.pid, 9)
+        live.wait(timeout=10)
 
 
 def test_missing_tool_stops_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
