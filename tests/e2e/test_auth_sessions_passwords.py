@@ -31,7 +31,7 @@ def test_sessions_record_connection_information_and_can_be_revoked(client: Clien
     assert laptop.get("/auth/me").status_code == 401
 
 
-@pytest.mark.policy("P21")
+@pytest.mark.policy("P21", "P20")
 def test_a_session_cannot_revoke_another_accounts_session(client: Client, mailbox: Mailbox) -> None:
     a = signin(client, *signup_and_verify(client, mailbox))
     b = signin(client, *signup_and_verify(client, mailbox))

@@ -67,3 +67,15 @@ def test_no_password_in_a_mail_or_a_response_body(stack: Any) -> None:
     assert not [t for t in SESSION_TOKENS_SEEN if t in mails]
     bodies = "\n".join(RESPONSE_BODIES)
     assert not [p for p in _secrets() if p in bodies]
+
+
+@pytest.mark.policy("P29")
+def test_every_mail_names_the_controller_and_the_dpo(stack: Any) -> None:
+    from devstack.mail import message_text, read_messages
+
+    messages = read_messages(Path(stack.mail_dir))
+    assert messages
+    for message in messages:
+        text = message_text(message)
+        assert "Data Protection Officer: dpo@wizyvision.com" in text, message["Subject"]
+        assert "WizyVision SAS, 16-18 rue de Londres, 75009 Paris" in text

@@ -99,6 +99,7 @@ def slug(excinfo: pytest.ExceptionInfo[Problem]) -> str:
     return excinfo.value.slug
 
 
+@pytest.mark.policy("P3")
 def test_a_valid_google_token_yields_only_subject_email_and_names(verifier: FirebaseGoogleVerifier) -> None:
     identity = verifier.verify(sign(claims()))
     assert identity.subject == "1098" and identity.firebase_uid == "firebase-uid-1"
