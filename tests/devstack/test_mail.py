@@ -28,16 +28,21 @@ def test_stack_sink_writes_each_message_to_a_numbered_file(stack) -> None:
     before = sink.mark()
     to = f"user-{uuid.uuid4().hex[:8]}@example.com"
     _send(int(stack.env["SMTP_PORT"]), to, "Hello from the test", "Body line ✓")
+    try:
+        message = sink.to(to, timeout=10, after=before)
 
-    message = sink.to(to, timeout=10, after=before)
-
-    assert message["Subject"] == "Hello from the test"
-    assert "Body line ✓" in message_text(message)
-    assert message["X-Envelope-To"] == to
-    files = sink.files()
-    assert files and all(p.suffix == ".eml" and p.stem.isdigit() for p in files)
-    assert int(files[-1].stem) > before
-    assert not list(Path(stack.mail_dir).glob(".*.tmp")), "a temp file was left behind"
+        assert message["Subject"] == "Hello from the test"
+        assert "Body line ✓" in message_text(message)
+        assert message["X-Envelope-To"] == to
+        files = sink.files()
+        assert files and all(p.suffix == ".eml" and p.stem.isdigit() for p in files)
+        assert int(files[-1].stem) > before
+        assert not list(Path(stack.mail_dir).glob(".*.tmp")), "a temp file was left behind"
+    finally:
+        # The after-suite scans read every stored mail as one the application sent: leave none of ours.
+        for path in sink.files():
+            if to in path.read_text(errors="replace"):
+                path.unlink()
 
 
 def test_numbering_increases_and_survives_a_restart(tmp_path: Path) -> None:
