@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,7 +196,7 @@ class StackInfo:
 
     project: str
     ports: Ports
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the local secrets: keep them out of reprs
     run_dir: Path
     mail_dir: Path
     gateway_log: Path | None

@@ -226,3 +226,9 @@ def test_children_are_stopped_when_the_starting_process_is_killed(tmp_path: Path
     finally:
         if owner.poll() is None:
             os.killpg(owner.pid, 9)
+
+
+def test_stack_repr_shows_no_secret(stack) -> None:
+    text = repr(stack)
+    for name in SECRET_NAMES:
+        assert stack.env[name] not in text
