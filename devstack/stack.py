@@ -257,9 +257,11 @@ class StackInfo:
             done.append(name)
         return done
 
-    def wipe_firestore(self) -> None:
+    def wipe_firestore(self, project: str | None = None) -> None:
+        """Delete every document of `project` (default: the stack's) in the Firestore emulator."""
         url = (
-            f"http://127.0.0.1:{self.ports.firestore}/emulator/v1/projects/{self.project}/databases/(default)/documents"
+            f"http://127.0.0.1:{self.ports.firestore}/emulator/v1/projects/{project or self.project}"
+            "/databases/(default)/documents"
         )
         resp = request("DELETE", url, timeout=30)
         if resp.status != 200:

@@ -80,6 +80,7 @@ class Route:
     body: type[BaseModel] | None
     status: int
     auth: bool
+    roles: frozenset[str] = frozenset()
 
 
 class Router:
@@ -96,11 +97,15 @@ class Router:
         body: type[BaseModel] | None = None,
         status: int = 200,
         auth: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        """Register a handler. `roles`: the caller needs any one of them (implies `auth`)."""
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, template, re.compile(regex), handler, body, status, auth))
+            self.routes.append(
+                Route(method, template, re.compile(regex), handler, body, status, auth or bool(roles), frozenset(roles))
+            )
             return handler
 
         return register
@@ -232,6 +237,15 @@ class HttpApp:
                 raise unauthorized()
             request.bearer_token = token
             request.principal = self._authenticator()(request, token)
+            if route.roles:
+                held = set(getattr(getattr(request.principal, "account", None), "roles", None) or [])
+                if not held & route.roles:
+                    raise Problem(
+                        403,
+                        "role-required",
+                        "Forbidden",
+                        f"This needs one of the roles: {', '.join(sorted(route.roles))}.",
+                    )
         if route.body is None:
             return route.handler(request, **params)
         return route.handler(request, self._parse_body(raw, route.body), **params)

@@ -16,6 +16,10 @@ SIGNIN_THROTTLE = "signin_throttle"
 
 MAX_KNOWN_DEVICES = 20
 
+# Staff roles (P10, P29): granted only by an admin or the CLI, never by the account holder.
+ADMIN, DPO, SUPPORT = "admin", "dpo", "support"
+STAFF_ROLES = frozenset({ADMIN, DPO, SUPPORT})
+
 
 @dataclass
 class BillingContact:
@@ -54,6 +58,7 @@ class Account:
     totp_last_step: int = 0
     recovery_codes: list[str] = field(default_factory=list)
     known_devices: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
     last_active_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -88,6 +93,7 @@ class Account:
             "billing_contact": self.billing_contact or {},
             "auth_methods": self.auth_methods,
             "totp_enabled": self.totp_enabled,
+            "roles": sorted(self.roles),
             "status": self.status,
             "created_at": self.created_at.isoformat(),
         }

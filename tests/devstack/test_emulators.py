@@ -11,12 +11,14 @@ from devstack.http import request
 
 
 def test_firestore_round_trip_and_wipe(stack) -> None:
-    db = firestore.Client(project=stack.project)
+    # A project of its own: wiping the session's project would erase what other tests left to scan.
+    project = f"demo-wipe-{uuid.uuid4().hex[:8]}"
+    db = firestore.Client(project=project)
     ref = db.collection("devstack_test").document(uuid.uuid4().hex)
     ref.set({"n": 1})
     assert ref.get().to_dict() == {"n": 1}
 
-    stack.wipe_firestore()
+    stack.wipe_firestore(project)
 
     assert not ref.get().exists
 
@@ -28,6 +30,7 @@ def test_storage_round_trip_with_google_cloud_storage(stack) -> None:
 
     assert client.bucket(bucket.name).blob("a/b.txt").download_as_bytes() == b"hello"
     assert [b.name for b in client.list_blobs(bucket.name)] == ["a/b.txt"]
+    bucket.delete(force=True)  # leave nothing the data-map check would have to explain
 
 
 def test_pubsub_topic_and_publish(stack) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from types import SimpleNamespace
 
 import flask
 import pytest
@@ -45,6 +46,11 @@ def private(req: Request) -> dict:
     return {"who": req.principal}
 
 
+@router.get("/demo/dpo-only", roles=("dpo", "admin"))
+def dpo_only(req: Request) -> dict:
+    return {"ok": True}
+
+
 def settings(app_env: str = "local", **kw: object) -> Settings:
     key = base64.urlsafe_b64encode(b"k" * 32).decode()
     env = {"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": app_env, "PASSWORD_PEPPER": key, "TOTP_ENCRYPTION_KEY": key}
@@ -52,7 +58,11 @@ def settings(app_env: str = "local", **kw: object) -> Settings:
     return Settings.from_env(env)
 
 
-def authenticator(_req: Request, token: str) -> str:
+def authenticator(_req: Request, token: str) -> object:
+    if token == "dpo":
+        return SimpleNamespace(account=SimpleNamespace(roles=["dpo"]))
+    if token == "support":
+        return SimpleNamespace(account=SimpleNamespace(roles=["support"]))
     if token != "good":
         raise Problem(401, "unauthenticated", "Unauthenticated")
     return "ada"
@@ -206,3 +216,12 @@ def test_production_refuses_a_lowered_bcrypt_cost() -> None:
 
     with pytest.raises(ConfigError, match="BCRYPT_COST"):
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": "production", "BCRYPT_COST": "4"})
+
+
+@pytest.mark.policy("P10")
+def test_role_gated_routes_need_one_of_the_roles(local: flask.testing.FlaskClient) -> None:
+    assert local.get("/demo/dpo-only").status_code == 401
+    assert local.get("/demo/dpo-only", headers={"Authorization": "Bearer good"}).status_code == 403
+    refused = local.get("/demo/dpo-only", headers={"Authorization": "Bearer support"})
+    assert refused.status_code == 403 and refused.json["type"].endswith("/role-required")
+    assert local.get("/demo/dpo-only", headers={"Authorization": "Bearer dpo"}).json == {"ok": True}

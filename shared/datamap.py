@@ -1,0 +1,243 @@
+"""The data map: every place that holds account data, and every processor it goes to (P11, P14, P24, P27).
+
+One registry, read by export (P26), erasure (P11), the retention sweep (P27) and the record of
+processing activities (GDPR Art. 30). Nothing else in the code lists places: a collection or a
+bucket prefix that is not declared here is a bug, and a test run after the whole suite fails on it.
+
+Adding a store: declare it here first (category, how it ties to an account, whether it is exported,
+how it is erased and why, how long it is kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+Erasure = Literal["delete", "anonymise", "expire", "keep"]
+
+
+@dataclass(frozen=True)
+class FirestorePlace:
+    """A Firestore collection (or collection group) holding account data.
+
+    `account_field` names the field that ties a document to an account; `None` means the
+    document id is the account id. `erasure`: "delete" the documents; "anonymise" them (the
+    reason says what is kept and why); "expire" when they hold no direct identifier and a TTL
+    removes them within `retention`; "keep" only for records that hold no personal data at all.
+    """
+
+    collection: str
+    category: str
+    purpose: str
+    account_field: str | None
+    export: bool
+    erasure: Erasure
+    retention: timedelta | None
+    reason: str = ""
+    group: bool = False
+    ttl_field: str | None = None
+
+
+@dataclass(frozen=True)
+class StoragePlace:
+    """A Cloud Storage bucket (named by a setting) and the per-account prefix inside it."""
+
+    bucket_setting: str
+    prefix: str  # with "{account_id}"
+    category: str
+    purpose: str
+    export: bool
+    erasure: Erasure
+    retention: timedelta | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Processor:
+    """A processor personal data may go to (P24). `hosts` is every host the code may call for it."""
+
+    name: str
+    purpose: str
+    categories: tuple[str, ...]
+    hosts: tuple[str, ...]
+    location: str
+    safeguards: str
+
+
+DAY = timedelta(days=1)
+ACCOUNT_LIFETIME = None  # kept while the account is active, then the retention sweep applies (P27)
+
+FIRESTORE: tuple[FirestorePlace, ...] = (
+    FirestorePlace(
+        "accounts",
+        category="profile",
+        purpose="Provide the service: login, names, billing contact (P15)",
+        account_field=None,
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+    ),
+    FirestorePlace(
+        "account_emails",
+        category="profile",
+        purpose="Find an account by its login address (a digest of the address)",
+        account_field="account_id",
+        export=False,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        reason="Not exported: an index of the profile's email, which the profile export already holds.",
+    ),
+    FirestorePlace(
+        "google_identities",
+        category="profile",
+        purpose="Link a Google subject to its account (P2)",
+        account_field="account_id",
+        export=False,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        reason="Not exported: the Google subject is in the profile export.",
+    ),
+    FirestorePlace(
+        "sessions",
+        category="sessions",
+        purpose="Session records: connection information while signed in (P21)",
+        account_field="account_id",
+        export=True,
+        erasure="delete",
+        retention=timedelta(hours=12),
+        ttl_field="expires_at",
+    ),
+    FirestorePlace(
+        "verification_tokens",
+        category="security",
+        purpose="Single-use email verification and password reset links (P16, P25)",
+        account_field="account_id",
+        export=False,
+        erasure="delete",
+        retention=timedelta(hours=1),
+        ttl_field="expires_at",
+        reason="Not exported: hashes of links that expire within the hour.",
+    ),
+    FirestorePlace(
+        "security_events",
+        category="security_events",
+        purpose="Protect accounts and stop abuse: sign-ins, failures, lockouts (P22)",
+        account_field="account_id",
+        export=True,
+        erasure="delete",
+        retention=timedelta(days=395),
+        ttl_field="expire_at",
+    ),
+    FirestorePlace(
+        "signin_throttle",
+        category="security",
+        purpose="Sign-in throttling per account and per network (P22)",
+        account_field=None,
+        export=False,
+        erasure="expire",
+        retention=timedelta(hours=2),
+        ttl_field="expire_at",
+        reason="Keyed by keyed digests of the address and the IP, holds only failure times; "
+        "gone within an hour of the last failure.",
+    ),
+)
+
+# Collections that hold no personal data at all, declared so the after-suite check knows them.
+SYSTEM: tuple[FirestorePlace, ...] = (
+    FirestorePlace(
+        "audit_log",
+        category="audit",
+        purpose="Tamper-evident log of every staff access and admin call (P10)",
+        account_field="target_account_id",
+        export=True,
+        erasure="keep",
+        retention=timedelta(days=365 * 6),
+        reason="Holds opaque ids of staff and accounts and what was done; kept as proof of accountability "
+        "(GDPR Art. 5(2)). Once the account is erased its id designates no one.",
+    ),
+    FirestorePlace(
+        "audit_chain",
+        category="audit",
+        purpose="Head of the audit log's hash chain",
+        account_field=None,
+        export=False,
+        erasure="keep",
+        retention=None,
+        reason="One document: a sequence number and a hash.",
+    ),
+)
+
+STORAGE: tuple[StoragePlace, ...] = ()
+
+PROCESSORS: tuple[Processor, ...] = (
+    Processor(
+        "Google",
+        purpose="Hosting (Google Cloud Platform) and Google sign-in (Firebase Authentication)",
+        categories=("profile", "sessions", "security_events", "business_files"),
+        hosts=(
+            "googleapis.com",
+            "identitytoolkit.googleapis.com",
+            "securetoken.googleapis.com",
+            "www.googleapis.com",
+            "firestore.googleapis.com",
+            "storage.googleapis.com",
+            "pubsub.googleapis.com",
+        ),
+        location="EU (europe-west1, eur3)",
+        safeguards="Google Cloud Data Processing Addendum, Standard Contractual Clauses",
+    ),
+    Processor(
+        "Stripe",
+        purpose="Payments and subscriptions (P13, P17)",
+        categories=("billing",),
+        hosts=("api.stripe.com",),
+        location="EU and US",
+        safeguards="Stripe Data Processing Agreement, EU-US Data Privacy Framework",
+    ),
+    Processor(
+        "Zendesk",
+        purpose="Customer support tickets (P7, P8)",
+        categories=("support",),
+        hosts=("zendesk.com",),
+        location="EU",
+        safeguards="Zendesk Data Processing Agreement, Binding Corporate Rules",
+    ),
+    Processor(
+        "Intercom",
+        purpose="In-app messaging with customers",
+        categories=("profile",),
+        hosts=("api.intercom.io", "api.eu.intercom.io"),
+        location="EU",
+        safeguards="Intercom Data Processing Agreement, EU-US Data Privacy Framework",
+    ),
+    Processor(
+        "HubSpot",
+        purpose="Newsletters, offers and usage tips for those who consented (P18)",
+        categories=("marketing",),
+        hosts=("api.hubapi.com",),
+        location="EU",
+        safeguards="HubSpot Data Processing Agreement, EU-US Data Privacy Framework",
+    ),
+)
+
+
+def firestore_place(collection: str) -> FirestorePlace:
+    for place in (*FIRESTORE, *SYSTEM):
+        if place.collection == collection:
+            return place
+    raise KeyError(f"{collection!r} is not declared in shared/datamap.py")
+
+
+def declared_collections() -> set[str]:
+    return {place.collection for place in (*FIRESTORE, *SYSTEM)}
+
+
+def processor_hosts() -> set[str]:
+    return {host for processor in PROCESSORS for host in processor.hosts}
+
+
+def host_allowed(host: str) -> bool:
+    """True when `host` is a processor's host or a subdomain of one (P14)."""
+    host = host.lower().rstrip(".")
+    return any(host == allowed or host.endswith("." + allowed) for allowed in processor_hosts())
