@@ -38,6 +38,13 @@ locals {
         { field_path = "at", order = "DESCENDING" },
       ]
     }
+    audit_log_by_account = {
+      collection = "audit_log"
+      fields = [
+        { field_path = "target_account_id", order = "ASCENDING" },
+        { field_path = "sequence", order = "DESCENDING" },
+      ]
+    }
   }
 }
 
