@@ -678,18 +678,17 @@ class IdentityService:
         return ended
 
     # -- passwords (P25) ------------------------------------------------------------------------
-    def change_password(self, principal: Principal, current: str, new: str, ip: str, user_agent: str) -> int:
-        account = principal.account
+    def reauthenticate(self, account: Account, password: str, ip: str, user_agent: str, reason: str) -> None:
+        """Ask for the current password again before a sensitive change; failures count as sign-in failures."""
         refs = self._throttle_refs(account.email, ip)
         self._check_throttle(refs)
-        if not self.hasher.verify(current, account.password_hash):
-            self._record_failure(refs, account, "password_change", ip, user_agent)
-            raise Problem(
-                403,
-                "invalid-current-password",
-                "Password not changed",
-                "The current password is wrong.",
-            )
+        if not self.hasher.verify(password, account.password_hash):
+            self._record_failure(refs, account, reason, ip, user_agent)
+            raise Problem(403, "invalid-current-password", "Not changed", "The current password is wrong.")
+
+    def change_password(self, principal: Principal, current: str, new: str, ip: str, user_agent: str) -> int:
+        account = principal.account
+        self.reauthenticate(account, current, ip, user_agent, "password_change")
         try:
             check_policy(new, account.email)
         except PasswordRejected as exc:
@@ -855,16 +854,7 @@ class IdentityService:
 
     def totp_disable(self, principal: Principal, current_password: str, ip: str, user_agent: str) -> None:
         account = principal.account
-        refs = self._throttle_refs(account.email, ip)
-        self._check_throttle(refs)
-        if not self.hasher.verify(current_password, account.password_hash):
-            self._record_failure(refs, account, "totp_disable", ip, user_agent)
-            raise Problem(
-                403,
-                "invalid-current-password",
-                "Not changed",
-                "The current password is wrong.",
-            )
+        self.reauthenticate(account, current_password, ip, user_agent, "totp_disable")
         self._save(
             account,
             totp_enabled=False,
