@@ -52,6 +52,8 @@ STACK_VARS = (
     "APP_ENV",
     "PUBLIC_BASE_URL",
     "MAIL_FROM",
+    "BUSINESS_DATA_BUCKET",
+    "EXPORTS_BUCKET",
     *SECRET_NAMES,
 )
 # What a process of ours shows in its command line (checked before killing).
@@ -384,6 +386,9 @@ class Stack(StackInfo):
             "APP_ENV": "local",
             "PUBLIC_BASE_URL": f"http://localhost:{p.gateway}",
             "MAIL_FROM": MAIL_FROM,
+            # Buckets of the data map (shared/datamap.py), created in the storage emulator at start.
+            "BUSINESS_DATA_BUCKET": f"{self.project}-business-data",
+            "EXPORTS_BUCKET": f"{self.project}-exports",
         }
         env.update(self.secrets)
         env.update({k: str(v) for k, v in extra.items()})
@@ -604,6 +609,8 @@ class Stack(StackInfo):
                     errors.append(str(exc))
             if errors:
                 raise DevstackError("\n".join(errors))
+        if "storage" in self.services:
+            self._create_buckets()
         if "gateway" in self.services:
             self.loaded_functions = self.functions()
             if "pubsub" in self.services:
@@ -614,6 +621,16 @@ class Stack(StackInfo):
         fd = os.open(descriptor, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(self.to_json())
+
+    def _create_buckets(self) -> None:
+        """The buckets the functions use (terraform creates them in production)."""
+        for name in (self.env.get("BUSINESS_DATA_BUCKET"), self.env.get("EXPORTS_BUCKET")):
+            if not name:
+                continue
+            url = f"http://127.0.0.1:{self.ports.storage}/storage/v1/b?project={self.project}"
+            resp = request("POST", url, body={"name": name}, timeout=30)
+            if resp.status not in (200, 409):
+                raise DevstackError(f"creating bucket {name} failed: HTTP {resp.status} {resp.text[:200]}")
 
     def _start_watchdog(self) -> None:
         """A child that stops the emulators if this process dies without calling stop()."""

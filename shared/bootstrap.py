@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.adapters.firestore import firestore_client
 from shared.adapters.google_identity import FirebaseGoogleVerifier
@@ -18,6 +18,10 @@ from shared.config import Settings, get_settings
 from shared.identity.passwords import PasswordHasher
 from shared.identity.service import IdentityService, utcnow
 from shared.observability import configure_logging
+
+if TYPE_CHECKING:  # the privacy modules are imported on first use (the auth function never loads them)
+    from shared.privacy.service import PrivacyService
+    from shared.privacy.worker import PrivacyWorker
 
 _lock = threading.Lock()
 
@@ -50,7 +54,74 @@ def identity_service() -> IdentityService:
         return _identity_service()
 
 
+def _publisher(config: Settings) -> Any:
+    from shared.adapters.pubsub import publish_and_wait
+
+    return lambda topic, payload: publish_and_wait(config.project_id, topic, payload)
+
+
+def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
+    """Data subject requests (privacy and admin functions); tests pass `publish=`, `mailer=`, `adapters=`…"""
+    from shared.adapters.storage import storage_client
+    from shared.audit import AuditLog
+    from shared.privacy.service import PrivacyService
+    from shared.processors import processor_adapters
+
+    clock = overrides.get("clock", utcnow)
+    adapters: dict[str, Any] = {
+        "db": lambda: firestore_client(config.project_id),
+        "storage": lambda: storage_client(config.project_id),
+        "mailer": lambda: SmtpMailer(config),
+        "publish": lambda: _publisher(config),
+        "identity": lambda: identity_service,
+        "adapters": lambda: lambda: processor_adapters(config),
+    }
+    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    audit = overrides.get("audit") or AuditLog(wired["db"], clock=clock)
+    return PrivacyService(settings=config, audit=audit, clock=clock, **wired)
+
+
+def build_privacy_worker(config: Settings, **overrides: Any) -> PrivacyWorker:
+    """The privacy-jobs worker; tests pass `adapters=` (a callable), `publish=`, `clock=`, `sleep=`…"""
+    from shared.adapters.storage import storage_client
+    from shared.privacy.worker import PrivacyWorker
+    from shared.processors import processor_adapters
+
+    adapters: dict[str, Any] = {
+        "db": lambda: firestore_client(config.project_id),
+        "storage": lambda: storage_client(config.project_id),
+        "mailer": lambda: SmtpMailer(config),
+        "publish": lambda: _publisher(config),
+        "adapters": lambda: lambda: processor_adapters(config),
+    }
+    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    extra = {k: overrides[k] for k in ("clock", "sleep", "monotonic") if k in overrides}
+    return PrivacyWorker(settings=config, **wired, **extra)
+
+
+@cache
+def _privacy_service() -> PrivacyService:
+    return build_privacy_service(settings())
+
+
+def privacy_service() -> PrivacyService:
+    with _lock:
+        return _privacy_service()
+
+
+@cache
+def _privacy_worker() -> PrivacyWorker:
+    return build_privacy_worker(settings())
+
+
+def privacy_worker() -> PrivacyWorker:
+    with _lock:
+        return _privacy_worker()
+
+
 def reset() -> None:
     """Forget every wired service (tests that change the environment)."""
     with _lock:
         _identity_service.cache_clear()
+        _privacy_service.cache_clear()
+        _privacy_worker.cache_clear()

@@ -31,27 +31,6 @@
 #     roles       = ["roles/datastore.user"]
 #     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_WEBHOOK_SECRET"]
 #   }
-#   privacy = {
-#     description = "Data subject requests: export, rectification, erasure, objection (P11, P26)"
-#     roles       = ["roles/datastore.user"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-#     publishes   = ["privacy-jobs"]
-#   }
-#   admin = {
-#     description = "Staff API: scoped access grants, DPO erasure, breach register (P10, P28, P30)"
-#     roles       = ["roles/datastore.user"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-#     publishes   = ["privacy-jobs"]
-#   }
-#   privacy-worker = {
-#     description = "Resumable erasure and export jobs across every store and processor (P11)"
-#     trigger     = "pubsub"
-#     topic       = "privacy-jobs"
-#     public      = false
-#     timeout     = 540
-#     roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-#   }
 #   telemetry = {
 #     description = "Feature-usage events over HTTPS into Pub/Sub; no IP, no user id stored (P12, P23)"
 #     roles       = []
@@ -85,6 +64,32 @@ locals {
       cpu         = "1"
       memory      = "512Mi"
       concurrency = 4
+    }
+    privacy = {
+      description = "Data subject requests of the account holder: export, erasure, access log (P10, P11, P20, P26)"
+      roles       = ["roles/datastore.user"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+      publishes   = ["privacy-jobs"]
+      env         = local.privacy_env
+    }
+    admin = {
+      description = "Staff API: DPO erasure, open requests, records of processing, staff roles; every call audited (P10, P28)"
+      roles       = ["roles/datastore.user"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+      publishes   = ["privacy-jobs"]
+      env         = local.privacy_env
+    }
+    privacy-worker = {
+      description = "Resumable erasure and export jobs across every store and processor (P11, P26, P28)"
+      trigger     = "pubsub"
+      topic       = "privacy-jobs"
+      public      = false
+      timeout     = 540
+      memory      = "512Mi"
+      roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+      publishes   = ["privacy-jobs", "privacy-jobs-dead-letter"]
+      env         = local.privacy_env
     }
   }
 

@@ -198,3 +198,22 @@ variable "lb_log_sample_rate" {
   type        = number
   default     = 1.0
 }
+
+# --- Data subject requests (P11, P26) ------------------------------------------------------------
+
+variable "erasure_grace_hours" {
+  description = "Hours during which an account holder can cancel an erasure they asked for (0: none)."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.erasure_grace_hours >= 0 && var.erasure_grace_hours <= 168
+    error_message = "The grace period is between 0 and 168 hours."
+  }
+}
+
+variable "privacy_check_schedule" {
+  description = "Cron (UTC) of the privacy-worker's check: deadlines 7 days ahead, wake-ups of waiting requests."
+  type        = string
+  default     = "*/10 * * * *"
+}

@@ -69,6 +69,10 @@ class Response:
 
 Handler = Callable[..., Any]
 Authenticator = Callable[[Request, str], Any]
+# Called for every call of an authenticated route once its principal is known: before the handler runs
+# (problem None, body parsed), or when the call is refused (role missing, invalid body). An admin function
+# writes each call to the audit log this way, refused ones included (P10). It may raise a Problem.
+AuditHook = Callable[["Request", "Route", "BaseModel | None", "Problem | None"], None]
 
 
 @dataclass
@@ -154,10 +158,12 @@ class HttpApp:
         settings: Callable[[], Settings],
         routers: list[Router],
         authenticator: Callable[[], Authenticator] | None = None,
+        audit: Callable[[], AuditHook] | None = None,
     ) -> None:
         self.name = name
         self._settings = settings
         self._authenticator = authenticator
+        self._audit = audit
         self.routes = [r for router in routers for r in router.routes]
 
     # -- entry point -------------------------------------------------------------------------
@@ -240,15 +246,28 @@ class HttpApp:
             if route.roles:
                 held = set(getattr(getattr(request.principal, "account", None), "roles", None) or [])
                 if not held & route.roles:
-                    raise Problem(
+                    refused = Problem(
                         403,
                         "role-required",
                         "Forbidden",
                         f"This needs one of the roles: {', '.join(sorted(route.roles))}.",
                     )
+                    self._audit_call(request, route, None, refused)
+                    raise refused
         if route.body is None:
+            self._audit_call(request, route, None, None)
             return route.handler(request, **params)
-        return route.handler(request, self._parse_body(raw, route.body), **params)
+        try:
+            body = self._parse_body(raw, route.body)
+        except Problem as refused:
+            self._audit_call(request, route, None, refused)
+            raise
+        self._audit_call(request, route, body, None)
+        return route.handler(request, body, **params)
+
+    def _audit_call(self, request: Request, route: Route, body: BaseModel | None, problem: Problem | None) -> None:
+        if self._audit is not None and request.principal is not None:
+            self._audit()(request, route, body, problem)
 
     def _parse_body(self, raw: flask.Request, model: type[BaseModel]) -> BaseModel:
         limit = self._settings().max_body_bytes

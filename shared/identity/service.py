@@ -686,6 +686,31 @@ class IdentityService:
             self._record_failure(refs, account, reason, ip, user_agent)
             raise Problem(403, "invalid-current-password", "Not changed", "The current password is wrong.")
 
+    def confirm_holder(
+        self, principal: Principal, current_password: str | None, ip: str, user_agent: str, max_age: timedelta
+    ) -> str:
+        """Prove the account holder is at the keyboard now, before an irreversible action (P11).
+
+        A password account sends its current password (checked by `reauthenticate`: throttled like a
+        sign-in); a Google account (or a linked one) may instead have signed in with Google less than
+        `max_age` ago. Returns the method that proved it.
+        """
+        account = principal.account
+        if current_password and account.password_hash:
+            self.reauthenticate(account, current_password, ip, user_agent, "reauthentication")
+            return "password"
+        session = principal.session
+        if session.method == "google" and self.clock() - session.authenticated_at <= max_age:
+            return "google"
+        minutes = int(max_age.total_seconds() // 60)
+        raise Problem(
+            403,
+            "reauthentication-required",
+            "Re-authentication required",
+            "Send current_password"
+            + (f", or sign in with Google again (within {minutes} minutes)." if account.google_subject else "."),
+        )
+
     def change_password(self, principal: Principal, current: str, new: str, ip: str, user_agent: str) -> int:
         account = principal.account
         self.reauthenticate(account, current, ip, user_agent, "password_change")

@@ -1,0 +1,71 @@
+"""Mails of data subject requests (P11, P26, P28). Category "privacy": the mailer adds the DPO contact (P29)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from shared.adapters.mail import Mail
+
+
+def _when(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value)
+
+
+def erasure_scheduled(
+    to: str, first_name: str, base_url: str, request_id: str, token: str, runs_at: object, due_at: object
+) -> Mail:
+    link = f"{base_url}/privacy/cancel?request={quote(request_id)}&token={quote(token)}"
+    return Mail(
+        to=to,
+        subject="Your account will be deleted",
+        category="privacy",
+        text=(
+            f"Hello {first_name},\n\nWe received your request to delete your WizyVision account and every piece "
+            f"of data associated with it (request {request_id}).\n\nThe deletion starts on {_when(runs_at)}. Until "
+            f"then you can cancel it with this link:\n\n{link}\n\nAfter that it cannot be undone: your profile, "
+            "sessions, security records, business files and what our processors (Google, Stripe, Zendesk, Intercom, "
+            f"HubSpot) hold about you are destroyed. We complete it before {_when(due_at)} at the latest."
+        ),
+    )
+
+
+def erasure_started(to: str, first_name: str, request_id: str, by_dpo: bool) -> Mail:
+    who = "at the request made to our Data Protection Officer" if by_dpo else "as you asked"
+    return Mail(
+        to=to,
+        subject="Your account is being deleted",
+        category="privacy",
+        text=(
+            f"Hello {first_name},\n\nYour WizyVision account and every piece of data associated with it are being "
+            f"deleted now, {who} (request {request_id}). Every session has been ended. You will receive one more "
+            "message once the deletion is complete."
+        ),
+    )
+
+
+def erasure_completed(to: str, first_name: str, request_id: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Your account has been deleted",
+        category="privacy",
+        text=(
+            f"Hello {first_name},\n\nYour WizyVision account and the data associated with it have been deleted "
+            f"(request {request_id}), in our systems and at our processors. We keep only a record that the deletion "
+            "was done, which holds no name, email address or IP address. This address can be used to create a new "
+            "account at any time."
+        ),
+    )
+
+
+def export_ready(to: str, first_name: str, base_url: str, request_id: str, expires_at: object) -> Mail:
+    return Mail(
+        to=to,
+        subject="Your data export is ready",
+        category="privacy",
+        text=(
+            f"Hello {first_name},\n\nThe copy of your data you asked for is ready (request {request_id}): one ZIP "
+            "archive with a JSON file per category of data and your business files as they are.\n\nSign in and "
+            f"download it at {base_url}/privacy/requests/{quote(request_id)}/download before {_when(expires_at)}; "
+            "it is deleted after that."
+        ),
+    )

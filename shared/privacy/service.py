@@ -1,0 +1,410 @@
+"""Data subject requests (P10, P11, P20, P26, P28): the use cases of the privacy and admin functions.
+
+The account holder asks for an export or an erasure, follows it step by step, cancels an erasure in
+its grace period, downloads the export, and reads what staff did with the account (the audit log).
+Staff (DPO, admin) start an immediate erasure, see every open request by due date, retry a request
+that needs attention, read the deletion records and the record of processing, and grant roles.
+Every request of another account answers 404 (P20). The work itself runs in the privacy worker.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import flask
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.adapters import storage as gcs
+from shared.adapters.mail import Mailer
+from shared.audit import AuditLog
+from shared.config import Settings
+from shared.http.problems import Problem, conflict, not_found
+from shared.identity.model import ACCOUNTS, ADMIN, STAFF_ROLES, Account, Principal
+from shared.identity.service import IdentityService
+from shared.identity.tokens import new_id, new_token, token_hash
+from shared.observability import get_logger
+from shared.privacy import mails
+from shared.privacy.model import (
+    CANCELLED,
+    DELETION_RECORDS,
+    ERASURE,
+    EXPORT,
+    NEEDS_ATTENTION,
+    OPEN_STATUSES,
+    PENDING,
+    PRIVACY_REQUESTS,
+    QUEUED,
+    REQUESTED_BY_DPO,
+    REQUESTED_BY_HOLDER,
+    SCHEDULED,
+    SUCCEEDED,
+    TOPIC,
+    PrivacyRequest,
+    due_date,
+)
+from shared.privacy.worker import erasure_plan, export_plan
+from shared.processors import ProcessorAdapter
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+Publisher = Callable[[str, dict[str, Any]], None]
+
+REAUTH_MAX_AGE = timedelta(minutes=5)
+SIGNED_URL_LIFETIME = timedelta(minutes=15)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        *,
+        db: firestore.Client,
+        settings: Settings,
+        storage: Any,
+        identity: Callable[[], IdentityService],
+        adapters: Callable[[], list[ProcessorAdapter]],
+        mailer: Mailer,
+        publish: Publisher,
+        audit: AuditLog,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.storage = storage
+        self._identity = identity
+        self._adapters = adapters
+        self.mailer = mailer
+        self.publish = publish
+        self.audit = audit
+        self.clock = clock
+
+    # -- documents ----------------------------------------------------------------------------------
+    def _ref(self, request_id: str) -> firestore.DocumentReference:
+        return self.db.collection(PRIVACY_REQUESTS).document(request_id)
+
+    def _load(self, request_id: str) -> PrivacyRequest | None:
+        if not request_id or "/" in request_id:
+            return None
+        snap = self._ref(request_id).get()
+        return PrivacyRequest.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def _owned(self, principal: Principal, request_id: str) -> PrivacyRequest:
+        """The caller's own request, or 404: another account's request does not exist for them (P20)."""
+        request = self._load(request_id)
+        if request is None or not hmac.compare_digest(request.account_id, principal.account.id):
+            raise not_found("No such request on this account.")
+        return request
+
+    def _open_of(self, account_id: str, kind: str) -> PrivacyRequest | None:
+        docs = (
+            self.db.collection(PRIVACY_REQUESTS)
+            .where(filter=FieldFilter("account_id", "==", account_id))
+            .where(filter=FieldFilter("type", "==", kind))
+            .stream()
+        )
+        for snap in docs:
+            request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
+            if request.open:
+                return request
+        return None
+
+    def _new_request(
+        self, account_id: str, kind: str, *, grace: timedelta, requested_by: str, actor_id: str | None, reason: str
+    ) -> tuple[PrivacyRequest, str | None]:
+        now = self.clock()
+        steps = erasure_plan(self._adapters()) if kind == ERASURE else export_plan(self._adapters())
+        token = new_token() if grace > timedelta(0) else None
+        request = PrivacyRequest(
+            id=new_id("prq"),
+            account_id=account_id,
+            type=kind,
+            status=SCHEDULED if token else QUEUED,
+            received_at=now,
+            due_at=due_date(now),
+            requested_by=requested_by,
+            actor_id=actor_id,
+            reason=reason,
+            run_after=now + grace if token else None,
+            cancellable_until=now + grace if token else None,
+            cancel_token_hash=token_hash(token) if token else None,
+            step_order=[s.name for s in steps],
+            steps={s.name: s for s in steps},
+            updated_at=now,
+        )
+        return request, token
+
+    def _enqueue(self, request: PrivacyRequest) -> None:
+        """Hand the request to the worker (it checks `run_after` itself; the scheduled check wakes it later)."""
+        self.publish(TOPIC, {"kind": "run", "request_id": request.id})
+
+    # -- the account holder ---------------------------------------------------------------------------
+    def create_request(
+        self, principal: Principal, kind: str, current_password: str | None, ip: str, user_agent: str
+    ) -> dict[str, Any]:
+        account = principal.account
+        if kind not in (EXPORT, ERASURE):
+            raise Problem(422, "validation-error", "Invalid request body", "type is export or erasure.")
+        existing = self._open_of(account.id, kind)
+        if existing is not None:
+            raise conflict(
+                "request-already-open", f"An {kind} request is already open: {existing.id} ({existing.status})."
+            )
+        grace = timedelta(0)
+        if kind == ERASURE:
+            self._identity().confirm_holder(principal, current_password, ip, user_agent, REAUTH_MAX_AGE)
+            grace = timedelta(hours=self.settings.erasure_grace_hours)
+        request, token = self._new_request(
+            account.id, kind, grace=grace, requested_by=REQUESTED_BY_HOLDER, actor_id=None, reason=""
+        )
+        self._ref(request.id).create(request.to_doc())
+        log.info("privacy request received", request_id=request.id, request_type=kind, account_id=account.id)
+        if kind == ERASURE:
+            if token:
+                self.mailer.send(
+                    mails.erasure_scheduled(
+                        account.email,
+                        account.first_name,
+                        self.settings.public_base_url,
+                        request.id,
+                        token,
+                        request.run_after,
+                        request.due_at,
+                    )
+                )
+            else:
+                self.mailer.send(mails.erasure_started(account.email, account.first_name, request.id, by_dpo=False))
+        self._enqueue(request)
+        return self._receipt(request)
+
+    @staticmethod
+    def _receipt(request: PrivacyRequest) -> dict[str, Any]:
+        body = request.public()
+        return {
+            "request_id": request.id,
+            "status": request.status,
+            "due_at": body["due_at"],
+            "type": request.type,
+            "scheduled_for": body["scheduled_for"],
+            "cancellable_until": body["cancellable_until"],
+        }
+
+    def list_requests(self, principal: Principal) -> list[dict[str, Any]]:
+        docs = self.db.collection(PRIVACY_REQUESTS).where(filter=FieldFilter("account_id", "==", principal.account.id))
+        requests = [PrivacyRequest.from_doc(d.id, d.to_dict() or {}) for d in docs.stream()]
+        return [r.public() for r in sorted(requests, key=lambda r: r.received_at, reverse=True)]
+
+    def get_request(self, principal: Principal, request_id: str) -> dict[str, Any]:
+        return self._owned(principal, request_id).public()
+
+    def cancel(self, principal: Principal, request_id: str) -> dict[str, Any]:
+        self._owned(principal, request_id)
+        return self._cancel(request_id, token=None).public()
+
+    def cancel_with_token(self, request_id: str, token: str) -> PrivacyRequest:
+        """The link of the confirmation mail: works without a session (the account may be signed out)."""
+        if not token:
+            raise Problem(400, "invalid-token", "Invalid link", "This link is invalid.")
+        return self._cancel(request_id, token=token)
+
+    def _cancel(self, request_id: str, token: str | None) -> PrivacyRequest:
+        ref = self._ref(request_id)
+        now = self.clock()
+
+        @firestore.transactional
+        def cancel(tx: firestore.Transaction) -> PrivacyRequest:
+            snap = ref.get(transaction=tx) if request_id and "/" not in request_id else None
+            if snap is None or not snap.exists:
+                raise not_found("No such request.")
+            request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
+            if token is not None and not (
+                request.cancel_token_hash and hmac.compare_digest(request.cancel_token_hash, token_hash(token))
+            ):
+                raise Problem(400, "invalid-token", "Invalid link", "This link is invalid or no longer works.")
+            if request.status == CANCELLED:
+                return request
+            if request.status != SCHEDULED or (request.run_after and request.run_after <= now):
+                raise conflict(
+                    "not-cancellable", "Only an erasure in its grace period can be cancelled; this one has started."
+                )
+            tx.update(ref, {"status": CANCELLED, "cancelled_at": now, "cancel_token_hash": None, "updated_at": now})
+            request.status, request.cancelled_at = CANCELLED, now
+            return request
+
+        request = cancel(self.db.transaction())
+        log.info("privacy request cancelled", request_id=request.id)
+        return request
+
+    def download(self, principal: Principal, request_id: str) -> flask.Response:
+        """The export archive, for its holder only: streamed, or a short-lived V4 signed URL in production."""
+        request = self._owned(principal, request_id)
+        export = request.export or {}
+        if request.type != EXPORT or not export.get("object"):
+            raise conflict("export-not-ready", "The export is not ready yet; a mail says when it is.")
+        expires_at = export.get("expires_at")
+        now = self.clock()
+        if expires_at is None or expires_at <= now:
+            raise Problem(410, "export-expired", "Export expired", "Exports are deleted after 7 days; ask again.")
+        blob = gcs.bucket(self.storage, export.get("bucket") or self.settings.exports_bucket).blob(export["object"])
+        filename = f"wizyvision-export-{request.id}.zip"
+        if self.settings.export_signed_urls:
+            url = gcs.signed_download_url(blob, min(SIGNED_URL_LIFETIME, expires_at - now), filename)
+            return flask.Response(status=303, headers={"Location": url})
+        blob.reload()
+        response = flask.Response(gcs.read_chunks(blob), status=200, content_type="application/zip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        if blob.size is not None:
+            response.headers["Content-Length"] = str(blob.size)
+        return response
+
+    def access_log(self, principal: Principal) -> list[dict[str, Any]]:
+        """What staff did with this account (P10): the audit log entries about it."""
+        return self.audit.entries_about(principal.account.id)
+
+    # -- staff -----------------------------------------------------------------------------------
+    def _account(self, account_id: str) -> Account | None:
+        if not account_id or "/" in account_id:
+            return None
+        snap = self.db.collection(ACCOUNTS).document(account_id).get()
+        return Account.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def start_dpo_erasure(self, actor: Account, account_id: str, reason: str) -> dict[str, Any]:
+        """Immediate erasure on request to the DPO (P28): no grace period, the reason is kept."""
+        account = self._account(account_id)
+        if account is None:
+            raise not_found("No such account (it may already be erased: see the deletion records).")
+        existing = self._open_of(account_id, ERASURE)
+        if existing is not None:
+            if existing.status == SCHEDULED:
+                now = self.clock()
+                self._ref(existing.id).update(
+                    {
+                        "status": QUEUED,
+                        "run_after": None,
+                        "cancellable_until": None,
+                        "cancel_token_hash": None,
+                        "requested_by": REQUESTED_BY_DPO,
+                        "actor_id": actor.id,
+                        "reason": reason,
+                        "updated_at": now,
+                    }
+                )
+                existing = self._load(existing.id) or existing
+                self._enqueue(existing)
+            return self._receipt(existing)
+        request, _ = self._new_request(
+            account_id, ERASURE, grace=timedelta(0), requested_by=REQUESTED_BY_DPO, actor_id=actor.id, reason=reason
+        )
+        self._ref(request.id).create(request.to_doc())
+        log.info("DPO erasure started", request_id=request.id, account_id=account_id, actor_id=actor.id)
+        self._enqueue(request)
+        return self._receipt(request)
+
+    def open_requests(self) -> list[dict[str, Any]]:
+        """Every open request, the nearest due date first (P26: answered well within one month)."""
+        docs = self.db.collection(PRIVACY_REQUESTS).where(filter=FieldFilter("status", "in", list(OPEN_STATUSES)))
+        requests = [PrivacyRequest.from_doc(d.id, d.to_dict() or {}) for d in docs.stream()]
+        return [r.staff_view() for r in sorted(requests, key=lambda r: r.due_at)]
+
+    def retry(self, request_id: str) -> dict[str, Any]:
+        """Run the failed steps of a request that needs attention again (every other step stays done)."""
+        ref = self._ref(request_id)
+        now = self.clock()
+
+        @firestore.transactional
+        def reset(tx: firestore.Transaction) -> PrivacyRequest:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise not_found("No such open request.")
+            request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
+            if request.status != NEEDS_ATTENTION:
+                raise conflict("not-retryable", f"The request is {request.status}: only needs_attention is retried.")
+            for step in request.steps.values():
+                if step.status not in SUCCEEDED:
+                    step.status, step.attempts, step.next_attempt_at = PENDING, 0, None
+                    step.finished_at = None
+            tx.update(
+                ref,
+                {
+                    "status": QUEUED,
+                    "run_after": None,
+                    "completed_at": None,
+                    "steps": {n: s.to_doc() for n, s in request.steps.items()},
+                    "updated_at": now,
+                },
+            )
+            request.status = QUEUED
+            return request
+
+        request = reset(self.db.transaction())
+        self._enqueue(request)
+        return request.staff_view()
+
+    def deletion_records(self, limit: int = 200) -> list[dict[str, Any]]:
+        docs = (
+            self.db.collection(DELETION_RECORDS)
+            .order_by("completed_at", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+            .stream()
+        )
+        return [d.to_dict() or {} for d in docs]
+
+    def set_roles(self, actor_id: str, account_id: str, roles: list[str], reason: str) -> dict[str, Any]:
+        """Grant or withdraw staff roles (P10, P28, P29): only an admin (or the CLI) does this."""
+        wanted = sorted(set(roles))
+        unknown = [r for r in wanted if r not in STAFF_ROLES]
+        if unknown:
+            raise Problem(422, "unknown-role", "Unknown role", f"Roles are {', '.join(sorted(STAFF_ROLES))}.")
+        ref = self.db.collection(ACCOUNTS).document(account_id)
+        now = self.clock()
+
+        @firestore.transactional
+        def change(tx: firestore.Transaction) -> list[str]:
+            snap = ref.get(transaction=tx) if account_id and "/" not in account_id else None
+            if snap is None or not snap.exists:
+                raise not_found("No such account.")
+            before = sorted((snap.to_dict() or {}).get("roles") or [])
+            if ADMIN in before and ADMIN not in wanted:
+                admins = self.db.collection(ACCOUNTS).where(filter=FieldFilter("roles", "array_contains", ADMIN))
+                if len(list(admins.limit(2).stream(transaction=tx))) < 2:
+                    raise conflict("last-admin", "This is the last admin: grant the role to someone else first.")
+            tx.update(ref, {"roles": wanted, "updated_at": now})
+            return before
+
+        before = change(self.db.transaction())
+        log.info("staff roles changed", account_id=account_id, actor_id=actor_id, roles=wanted)
+        return {"account_id": account_id, "roles": wanted, "previous_roles": before, "reason": reason}
+
+    def audit_admin_call(self, request: Any, route: Any, body: Any, problem: Problem | None) -> None:
+        """Write one admin call to the audit log (P10, P28), allowed or refused, before anything happens.
+
+        The action is the route ("POST /admin/privacy/erasures"); the target account comes from the
+        path or the body, the reason from the body. If the entry cannot be written, the call fails.
+        """
+        account = request.principal.account
+        params = dict(request.path_params)
+        target = params.pop("account_id", None) or getattr(body, "account_id", None)
+        details: dict[str, Any] = {"outcome": "refused" if problem else "allowed", **params}
+        if problem is not None:
+            details.update(status=problem.status, problem=problem.slug)
+        self.audit.record(
+            account.id,
+            f"{route.method} {route.template}",
+            target_account_id=target,
+            reason=str(getattr(body, "reason", "") or ""),
+            roles=list(account.roles),
+            details=details,
+        )
+
+    def records_of_processing(self) -> dict[str, Any]:
+        """The record of processing activities (GDPR Art. 30), built from the data map (shared/ropa.py)."""
+        from shared import ropa
+
+        return dict(ropa.records())
