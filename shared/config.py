@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from shared import datamap
 
 LOCAL = "local"
 # Where the client address is read from X-Forwarded-For. Google's external Application Load Balancer
@@ -13,6 +17,12 @@ LOCAL = "local"
 # from the end; anything before it is client-supplied and cannot be trusted. Locally the gateway
 # forwards the header as the caller wrote it, so the first hop is the client.
 CLIENT_IP_SOURCES = ("load-balancer", "first-hop")
+STRIPE_API = "https://api.stripe.com"
+
+
+# Processor APIs (P24): the registry's hosts. The *_API_BASE overrides exist for local fakes only.
+INTERCOM_API = "https://api.eu.intercom.io"
+HUBSPOT_API = "https://api.hubapi.com"
 
 
 class ConfigError(RuntimeError):
@@ -50,6 +60,31 @@ def _key(env: dict[str, str], name: str) -> bytes:
     return value
 
 
+def _processor_base(env: dict[str, str], name: str, default: str, app_env: str) -> str:
+    """A processor's API base: HTTPS on a host of shared/datamap.py, or anything in local mode (P14)."""
+    base = (env.get(name, "").strip() or default).rstrip("/")
+    if base and app_env != LOCAL:
+        parts = urlsplit(base)
+        if parts.scheme != "https" or not datamap.host_allowed(parts.hostname or ""):
+            raise ConfigError(f"{name} must be https:// on a processor host of shared/datamap.py (P14)")
+    return base
+
+
+def _zendesk_base(env: dict[str, str], app_env: str) -> str:
+    subdomain = env.get("ZENDESK_SUBDOMAIN", "").strip().lower()
+    if subdomain and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", subdomain):
+        raise ConfigError("ZENDESK_SUBDOMAIN must be the bare subdomain (acme for acme.zendesk.com)")
+    return _processor_base(env, "ZENDESK_API_BASE", f"https://{subdomain}.zendesk.com" if subdomain else "", app_env)
+
+
+def _disabled_processors(env: dict[str, str]) -> frozenset[str]:
+    names = {n.strip().lower() for n in env.get("PROCESSORS_DISABLED", "").split(",") if n.strip()}
+    known = {p.name.lower() for p in datamap.PROCESSORS}
+    if unknown := names - known:
+        raise ConfigError(f"PROCESSORS_DISABLED names unknown processors {sorted(unknown)}; known: {sorted(known)}")
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob the backend reads. Build with `Settings.from_env()`; tests may build one directly."""
@@ -76,19 +111,19 @@ class Settings:
     dpo_email: str = "dpo@wizyvision.com"
     support_email: str = "support@wizyvision.com"
     security_event_retention_days: int = 395
-    # Data subject requests (P11, P26, P28): buckets, grace period, export lifetime, job retries.
-    business_data_bucket: str = ""
-    exports_bucket: str = ""
-    erasure_grace_hours: int = 24
-    export_retention_days: int = 7
-    export_signed_urls: bool = False
-    privacy_step_max_attempts: int = 5
-    privacy_retry_base_seconds: int = 30
-    privacy_retry_max_seconds: int = 3600
-    privacy_inline_wait_seconds: int = 20
-    privacy_lease_seconds: int = 300
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
+    zendesk_api_base: str = ""
+    zendesk_email: str = ""
+    zendesk_api_token: str = field(default="", repr=False)
+    intercom_api_base: str = INTERCOM_API
+    intercom_token: str = field(default="", repr=False)
+    hubspot_api_base: str = HUBSPOT_API
+    hubspot_token: str = field(default="", repr=False)
+    processors_disabled: frozenset[str] = frozenset()  # lower-case names of shared/datamap.py processors
+    processor_timeout_seconds: int = 10
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_api_base: str = STRIPE_API
 
     @property
     def is_local(self) -> bool:
@@ -118,12 +153,9 @@ class Settings:
         if ip_source not in CLIENT_IP_SOURCES:
             raise ConfigError(f"CLIENT_IP_SOURCE must be one of {', '.join(CLIENT_IP_SOURCES)}")
         origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
-        grace_hours = _int(env, "ERASURE_GRACE_HOURS", 24)
-        if grace_hours < 0:
-            raise ConfigError("ERASURE_GRACE_HOURS must be 0 or more")
-        export_days = _int(env, "EXPORT_RETENTION_DAYS", 7)
-        if not 1 <= export_days <= 7:
-            raise ConfigError("EXPORT_RETENTION_DAYS must be between 1 and 7 (exports are deleted after 7 days)")
+        stripe_api_base = (env.get("STRIPE_API_BASE", "").strip() or STRIPE_API).rstrip("/")
+        if app_env != LOCAL and stripe_api_base != STRIPE_API:
+            raise ConfigError(f"STRIPE_API_BASE may differ from {STRIPE_API} only in local mode (P14)")
         return cls(
             project_id=project,
             app_env=app_env,
@@ -144,18 +176,19 @@ class Settings:
             mail_from=env.get("MAIL_FROM", "WizyVision <no-reply@wizyvision.com>"),
             dpo_email=env.get("DPO_EMAIL", "dpo@wizyvision.com"),
             support_email=env.get("SUPPORT_EMAIL", "support@wizyvision.com"),
-            business_data_bucket=env.get("BUSINESS_DATA_BUCKET", "").strip(),
-            exports_bucket=env.get("EXPORTS_BUCKET", "").strip(),
-            erasure_grace_hours=grace_hours,
-            export_retention_days=export_days,
-            export_signed_urls=_bool(env, "EXPORT_SIGNED_URLS", app_env != LOCAL),
-            privacy_step_max_attempts=max(1, _int(env, "PRIVACY_STEP_MAX_ATTEMPTS", 5)),
-            privacy_retry_base_seconds=max(0, _int(env, "PRIVACY_RETRY_BASE_SECONDS", 30)),
-            privacy_retry_max_seconds=max(0, _int(env, "PRIVACY_RETRY_MAX_SECONDS", 3600)),
-            privacy_inline_wait_seconds=max(0, _int(env, "PRIVACY_INLINE_WAIT_SECONDS", 20)),
-            privacy_lease_seconds=max(30, _int(env, "PRIVACY_LEASE_SECONDS", 300)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            zendesk_api_base=_zendesk_base(env, app_env),
+            zendesk_email=env.get("ZENDESK_EMAIL", "").strip(),
+            zendesk_api_token=env.get("ZENDESK_API_TOKEN", "").strip(),
+            intercom_api_base=_processor_base(env, "INTERCOM_API_BASE", INTERCOM_API, app_env),
+            intercom_token=env.get("INTERCOM_TOKEN", "").strip(),
+            hubspot_api_base=_processor_base(env, "HUBSPOT_API_BASE", HUBSPOT_API, app_env),
+            hubspot_token=env.get("HUBSPOT_TOKEN", "").strip(),
+            processors_disabled=_disabled_processors(env),
+            processor_timeout_seconds=_int(env, "PROCESSOR_TIMEOUT_SECONDS", 10),
+            stripe_secret_key=env.get("STRIPE_SECRET_KEY", "").strip(),
+            stripe_api_base=stripe_api_base,
         )
 
 

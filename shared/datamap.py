@@ -25,7 +25,6 @@ class FirestorePlace:
     document id is the account id. `erasure`: "delete" the documents; "anonymise" them (the
     reason says what is kept and why); "expire" when they hold no direct identifier and a TTL
     removes them within `retention`; "keep" only for records that hold no personal data at all.
-    `export_fields`: the fields an export shows (None: every field); secrets such as hashes stay out.
     """
 
     collection: str
@@ -38,7 +37,6 @@ class FirestorePlace:
     reason: str = ""
     group: bool = False
     ttl_field: str | None = None
-    export_fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,12 @@ class StoragePlace:
 
 @dataclass(frozen=True)
 class Processor:
-    """A processor personal data may go to (P24). `hosts` is every host the code may call for it."""
+    """A processor personal data may go to (P24). `hosts` is every host the code may call for it.
+
+    `export`: what an export (P26) holds from it; `erasure`: the calls that erase the person there
+    (shared/processors/<name>.py) and anything the processor keeps on its own legal ground;
+    `retention`: how long it holds the data. The record of processing (shared/ropa.py) prints them.
+    """
 
     name: str
     purpose: str
@@ -65,6 +68,9 @@ class Processor:
     hosts: tuple[str, ...]
     location: str
     safeguards: str
+    export: str = ""
+    erasure: str = ""
+    retention: str = ""
 
 
 DAY = timedelta(days=1)
@@ -79,21 +85,6 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         export=True,
         erasure="delete",
         retention=ACCOUNT_LIFETIME,
-        export_fields=(
-            "email",
-            "email_verified",
-            "pending_email",
-            "first_name",
-            "last_name",
-            "billing_contact",
-            "google_subject",
-            "status",
-            "totp_enabled",
-            "roles",
-            "created_at",
-            "updated_at",
-            "last_active_at",
-        ),
     ),
     FirestorePlace(
         "account_emails",
@@ -124,7 +115,6 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         erasure="delete",
         retention=timedelta(hours=12),
         ttl_field="expires_at",
-        export_fields=("id", "ip", "user_agent", "method", "created_at", "last_seen_at", "expires_at"),
     ),
     FirestorePlace(
         "verification_tokens",
@@ -146,18 +136,6 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         erasure="delete",
         retention=timedelta(days=395),
         ttl_field="expire_at",
-        export_fields=("type", "at", "ip", "user_agent", "details"),
-    ),
-    FirestorePlace(
-        "privacy_requests",
-        category="privacy_requests",
-        purpose="Data subject requests (export, erasure) and each step's outcome (P11, P26)",
-        account_field="account_id",
-        export=True,
-        erasure="delete",
-        retention=ACCOUNT_LIFETIME,
-        export_fields=("id", "type", "status", "requested_by", "received_at", "due_at", "completed_at"),
-        reason="A running erasure keeps its own request until its deletion record is written, then deletes it.",
     ),
     FirestorePlace(
         "signin_throttle",
@@ -185,18 +163,6 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         retention=timedelta(days=365 * 6),
         reason="Holds opaque ids of staff and accounts and what was done; kept as proof of accountability "
         "(GDPR Art. 5(2)). Once the account is erased its id designates no one.",
-        export_fields=("sequence", "at", "action", "reason", "actor_roles"),
-    ),
-    FirestorePlace(
-        "deletion_records",
-        category="deletion_records",
-        purpose="Proof of each erasure (P11): request id, opaque account id, timestamps, each step's outcome",
-        account_field="account_id",
-        export=False,
-        erasure="keep",
-        retention=timedelta(days=365 * 6),
-        reason="Holds no email, name or IP: only opaque ids, timestamps and outcomes, kept as proof that the "
-        "erasure was done (GDPR Art. 5(2), 17).",
     ),
     FirestorePlace(
         "audit_chain",
@@ -210,27 +176,7 @@ SYSTEM: tuple[FirestorePlace, ...] = (
     ),
 )
 
-STORAGE: tuple[StoragePlace, ...] = (
-    StoragePlace(
-        "BUSINESS_DATA_BUCKET",
-        prefix="accounts/{account_id}/",
-        category="business_files",
-        purpose="Provide the service: the customer's business files, confidential (P20)",
-        export=True,
-        erasure="delete",
-        retention=ACCOUNT_LIFETIME,
-    ),
-    StoragePlace(
-        "EXPORTS_BUCKET",
-        prefix="exports/{account_id}/",
-        category="exports",
-        purpose="Data export archives for the account holder (P26, GDPR Art. 15 and 20)",
-        export=False,
-        erasure="delete",
-        retention=timedelta(days=7),
-        reason="Not exported: an earlier copy of the export itself; deleted after 7 days (bucket lifecycle).",
-    ),
-)
+STORAGE: tuple[StoragePlace, ...] = ()
 
 PROCESSORS: tuple[Processor, ...] = (
     Processor(
@@ -248,6 +194,11 @@ PROCESSORS: tuple[Processor, ...] = (
         ),
         location="EU (europe-west1, eur3)",
         safeguards="Google Cloud Data Processing Addendum, Standard Contractual Clauses",
+        export="The Firebase Authentication user: uid, email, names, providers, sign-in timestamps.",
+        erasure="Firebase Authentication delete_user (permanent), by Firebase uid and by email. Firestore "
+        "documents and Cloud Storage objects are erased place by place from this map.",
+        retention="While the account is active, then 12 months after its last use (P27). Google removes "
+        "deleted data from its backups within the deletion period of its Data Processing Addendum.",
     ),
     Processor(
         "Stripe",
@@ -256,6 +207,12 @@ PROCESSORS: tuple[Processor, ...] = (
         hosts=("api.stripe.com",),
         location="EU and US",
         safeguards="Stripe Data Processing Agreement, EU-US Data Privacy Framework",
+        export="The customer (names, email, billing address, tax ids), its subscriptions and its invoices; "
+        "never card or payment method data (P13).",
+        erasure="DELETE /v1/customers/{id} (permanent; cancels its subscriptions), for the account's customer "
+        "and every customer with its email. Stripe keeps the payment records financial law requires of it, "
+        "as a controller on its own legal ground.",
+        retention="While the account is active, then 12 months after its last use (P27).",
     ),
     Processor(
         "Zendesk",
@@ -264,6 +221,10 @@ PROCESSORS: tuple[Processor, ...] = (
         hosts=("zendesk.com",),
         location="EU",
         safeguards="Zendesk Data Processing Agreement, Binding Corporate Rules",
+        export="The support user and the tickets they requested, with their comments.",
+        erasure="DELETE /api/v2/users/{id} (soft delete), then DELETE /api/v2/deleted_users/{id} (permanent); "
+        "soft-deleted users with the address are purged too.",
+        retention="While the account is active, then 12 months after its last use (P27).",
     ),
     Processor(
         "Intercom",
@@ -272,6 +233,9 @@ PROCESSORS: tuple[Processor, ...] = (
         hosts=("api.intercom.io", "api.eu.intercom.io"),
         location="EU",
         safeguards="Intercom Data Processing Agreement, EU-US Data Privacy Framework",
+        export="Every contact (user or lead) with the email or the account id as external id.",
+        erasure="POST /contacts/search by email and external id, then DELETE /contacts/{id} for each (permanent).",
+        retention="While the account is active, then 12 months after its last use (P27).",
     ),
     Processor(
         "HubSpot",
@@ -280,6 +244,11 @@ PROCESSORS: tuple[Processor, ...] = (
         hosts=("api.hubapi.com",),
         location="EU",
         safeguards="HubSpot Data Processing Agreement, EU-US Data Privacy Framework",
+        export="The marketing contact: email, names, company, lifecycle stage, opt-out.",
+        erasure="POST /crm/v3/objects/contacts/gdpr-delete by email (permanent; HubSpot also stops tracking "
+        "the address).",
+        retention="While marketing consent stands (P18) and the account is active, then 12 months after its "
+        "last use (P27).",
     ),
 )
 

@@ -1,28 +1,43 @@
-"""Builds the processor adapters in the order of shared.datamap.PROCESSORS (placeholder until they land)."""
+"""Builds one adapter per processor of shared/datamap.py, in the registry's order (the erasure order)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shared import datamap
-from shared.processors import ProcessorAdapter, ProcessorError, StepOutcome, Subject
+from shared.processors import ProcessorAdapter
+from shared.processors.base import DisabledAdapter
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
 
-class _Pending:
-    """Placeholder: never counts as erased."""
+def _builders() -> dict[str, Callable[[Settings], ProcessorAdapter]]:
+    # Imported here: a function that never erases does not load firebase-admin or stripe for it.
+    from shared.processors.google import GoogleAdapter
+    from shared.processors.hubspot import HubSpotAdapter
+    from shared.processors.intercom import IntercomAdapter
+    from shared.processors.stripe import StripeAdapter
+    from shared.processors.zendesk import ZendeskAdapter
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def export(self, subject: Subject) -> dict[str, Any]:
-        raise ProcessorError(StepOutcome("failed", "adapter not implemented yet"))
-
-    def erase(self, subject: Subject) -> StepOutcome:
-        return StepOutcome("failed", "adapter not implemented yet")
+    return {
+        GoogleAdapter.name: GoogleAdapter,
+        StripeAdapter.name: StripeAdapter,
+        ZendeskAdapter.name: ZendeskAdapter,
+        IntercomAdapter.name: IntercomAdapter,
+        HubSpotAdapter.name: HubSpotAdapter,
+    }
 
 
 def build_adapters(settings: Settings) -> list[ProcessorAdapter]:
-    return [_Pending(p.name) for p in datamap.PROCESSORS]
+    builders = _builders()
+    adapters: list[ProcessorAdapter] = []
+    for processor in datamap.PROCESSORS:
+        if processor.name not in builders:
+            raise RuntimeError(f"processor {processor.name!r} of shared/datamap.py has no adapter (P24)")
+        if processor.name.lower() in settings.processors_disabled:
+            adapters.append(DisabledAdapter(processor.name))
+        else:
+            adapters.append(builders[processor.name](settings))
+    return adapters
