@@ -111,6 +111,17 @@ class Settings:
     dpo_email: str = "dpo@wizyvision.com"
     support_email: str = "support@wizyvision.com"
     security_event_retention_days: int = 395
+    # Data subject requests (P11, P26, P28): buckets, grace period, export lifetime, job retries.
+    business_data_bucket: str = ""
+    exports_bucket: str = ""
+    erasure_grace_hours: int = 24
+    export_retention_days: int = 7
+    export_signed_urls: bool = False
+    privacy_step_max_attempts: int = 5
+    privacy_retry_base_seconds: int = 30
+    privacy_retry_max_seconds: int = 3600
+    privacy_inline_wait_seconds: int = 20
+    privacy_lease_seconds: int = 300
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
     zendesk_api_base: str = ""
@@ -153,6 +164,12 @@ class Settings:
         if ip_source not in CLIENT_IP_SOURCES:
             raise ConfigError(f"CLIENT_IP_SOURCE must be one of {', '.join(CLIENT_IP_SOURCES)}")
         origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        grace_hours = _int(env, "ERASURE_GRACE_HOURS", 24)
+        if grace_hours < 0:
+            raise ConfigError("ERASURE_GRACE_HOURS must be 0 or more")
+        export_days = _int(env, "EXPORT_RETENTION_DAYS", 7)
+        if not 1 <= export_days <= 7:
+            raise ConfigError("EXPORT_RETENTION_DAYS must be between 1 and 7 (exports are deleted after 7 days)")
         stripe_api_base = (env.get("STRIPE_API_BASE", "").strip() or STRIPE_API).rstrip("/")
         if app_env != LOCAL and stripe_api_base != STRIPE_API:
             raise ConfigError(f"STRIPE_API_BASE may differ from {STRIPE_API} only in local mode (P14)")
@@ -176,6 +193,16 @@ class Settings:
             mail_from=env.get("MAIL_FROM", "WizyVision <no-reply@wizyvision.com>"),
             dpo_email=env.get("DPO_EMAIL", "dpo@wizyvision.com"),
             support_email=env.get("SUPPORT_EMAIL", "support@wizyvision.com"),
+            business_data_bucket=env.get("BUSINESS_DATA_BUCKET", "").strip(),
+            exports_bucket=env.get("EXPORTS_BUCKET", "").strip(),
+            erasure_grace_hours=grace_hours,
+            export_retention_days=export_days,
+            export_signed_urls=_bool(env, "EXPORT_SIGNED_URLS", app_env != LOCAL),
+            privacy_step_max_attempts=max(1, _int(env, "PRIVACY_STEP_MAX_ATTEMPTS", 5)),
+            privacy_retry_base_seconds=max(0, _int(env, "PRIVACY_RETRY_BASE_SECONDS", 30)),
+            privacy_retry_max_seconds=max(0, _int(env, "PRIVACY_RETRY_MAX_SECONDS", 3600)),
+            privacy_inline_wait_seconds=max(0, _int(env, "PRIVACY_INLINE_WAIT_SECONDS", 20)),
+            privacy_lease_seconds=max(30, _int(env, "PRIVACY_LEASE_SECONDS", 300)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             zendesk_api_base=_zendesk_base(env, app_env),

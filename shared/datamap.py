@@ -25,6 +25,7 @@ class FirestorePlace:
     document id is the account id. `erasure`: "delete" the documents; "anonymise" them (the
     reason says what is kept and why); "expire" when they hold no direct identifier and a TTL
     removes them within `retention`; "keep" only for records that hold no personal data at all.
+    `export_fields`: the fields an export shows (None: every field); secrets such as hashes stay out.
     """
 
     collection: str
@@ -37,6 +38,7 @@ class FirestorePlace:
     reason: str = ""
     group: bool = False
     ttl_field: str | None = None
+    export_fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,21 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         export=True,
         erasure="delete",
         retention=ACCOUNT_LIFETIME,
+        export_fields=(
+            "email",
+            "email_verified",
+            "pending_email",
+            "first_name",
+            "last_name",
+            "billing_contact",
+            "google_subject",
+            "status",
+            "totp_enabled",
+            "roles",
+            "created_at",
+            "updated_at",
+            "last_active_at",
+        ),
     ),
     FirestorePlace(
         "account_emails",
@@ -115,6 +132,7 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         erasure="delete",
         retention=timedelta(hours=12),
         ttl_field="expires_at",
+        export_fields=("id", "ip", "user_agent", "method", "created_at", "last_seen_at", "expires_at"),
     ),
     FirestorePlace(
         "verification_tokens",
@@ -136,6 +154,18 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         erasure="delete",
         retention=timedelta(days=395),
         ttl_field="expire_at",
+        export_fields=("type", "at", "ip", "user_agent", "details"),
+    ),
+    FirestorePlace(
+        "privacy_requests",
+        category="privacy_requests",
+        purpose="Data subject requests (export, erasure) and each step's outcome (P11, P26)",
+        account_field="account_id",
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        export_fields=("id", "type", "status", "requested_by", "received_at", "due_at", "completed_at"),
+        reason="A running erasure keeps its own request until its deletion record is written, then deletes it.",
     ),
     FirestorePlace(
         "signin_throttle",
@@ -163,6 +193,18 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         retention=timedelta(days=365 * 6),
         reason="Holds opaque ids of staff and accounts and what was done; kept as proof of accountability "
         "(GDPR Art. 5(2)). Once the account is erased its id designates no one.",
+        export_fields=("sequence", "at", "action", "reason", "actor_roles"),
+    ),
+    FirestorePlace(
+        "deletion_records",
+        category="deletion_records",
+        purpose="Proof of each erasure (P11): request id, opaque account id, timestamps, each step's outcome",
+        account_field="account_id",
+        export=False,
+        erasure="keep",
+        retention=timedelta(days=365 * 6),
+        reason="Holds no email, name or IP: only opaque ids, timestamps and outcomes, kept as proof that the "
+        "erasure was done (GDPR Art. 5(2), 17).",
     ),
     FirestorePlace(
         "audit_chain",
@@ -176,7 +218,27 @@ SYSTEM: tuple[FirestorePlace, ...] = (
     ),
 )
 
-STORAGE: tuple[StoragePlace, ...] = ()
+STORAGE: tuple[StoragePlace, ...] = (
+    StoragePlace(
+        "BUSINESS_DATA_BUCKET",
+        prefix="accounts/{account_id}/",
+        category="business_files",
+        purpose="Provide the service: the customer's business files, confidential (P20)",
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+    ),
+    StoragePlace(
+        "EXPORTS_BUCKET",
+        prefix="exports/{account_id}/",
+        category="exports",
+        purpose="Data export archives for the account holder (P26, GDPR Art. 15 and 20)",
+        export=False,
+        erasure="delete",
+        retention=timedelta(days=7),
+        reason="Not exported: an earlier copy of the export itself; deleted after 7 days (bucket lifecycle).",
+    ),
+)
 
 PROCESSORS: tuple[Processor, ...] = (
     Processor(
