@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack import egress
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Environ = dict[str, Any]
@@ -353,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", default=None)
     args = parser.parse_args(argv)
 
+    egress.install_from_env()  # the suite's egress audit (P14): before any function is loaded
     app = GatewayApp.from_root(args.root, args.project)
     server = make_gateway_server(app, args.port, args.host)
     print_functions(app.functions.values(), f"http://localhost:{args.port}")

@@ -10,12 +10,16 @@
   applied to this process so in-process clients reach the emulators.
   ``--devstack-reuse`` (or ``DEVSTACK_REUSE=1``) uses a running ``make run``
   stack instead.
+* Egress audit (P14): this process and the stack's gateway log every host they
+  look up (``devstack/egress.py``); an after-suite test fails on any host that
+  is not a processor host of ``shared/datamap.py``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from devstack import MailSink, Stack, StackInfo  # noqa: E402
+from devstack import MailSink, Stack, StackInfo, egress  # noqa: E402
 
 TEST_ENV = {"BCRYPT_COST": "4"}
 
@@ -41,6 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Set before the stack starts, so the gateway (and every function it serves) inherits it.
+    if not os.environ.get(egress.ENV):
+        log = Path(tempfile.gettempdir()) / f"wizyvision-egress-{os.getpid()}.jsonl"
+        log.unlink(missing_ok=True)  # a stale log of an earlier process with the same pid
+        os.environ[egress.ENV] = str(log)
+    egress.install(os.environ[egress.ENV])
     config.addinivalue_line(
         "markers",
         "policy(*ids): policy ids (P1..P30) of the Privacy and Security Policy this test proves",
