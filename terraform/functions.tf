@@ -87,9 +87,10 @@ locals {
       timeout     = 540
       memory      = "512Mi"
       roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-      publishes   = ["privacy-jobs", "privacy-jobs-dead-letter"]
-      env         = local.privacy_env
+      # The processor credentials (processors.tf) go to this function only: it alone calls processors.
+      secrets   = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD", "STRIPE_SECRET_KEY", "ZENDESK_API_TOKEN", "INTERCOM_TOKEN", "HUBSPOT_TOKEN"]
+      publishes = ["privacy-jobs", "privacy-jobs-dead-letter"]
+      env       = merge(local.privacy_env, local.processor_env)
     }
   }
 
