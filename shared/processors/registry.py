@@ -23,11 +23,21 @@ def _builders() -> dict[str, Callable[[Settings], ProcessorAdapter]]:
 
     return {
         GoogleAdapter.name: GoogleAdapter,
-        StripeAdapter.name: StripeAdapter,
+        StripeAdapter.name: lambda settings: StripeAdapter(settings, erase_hook=billing_erase_hook(settings)),
         ZendeskAdapter.name: ZendeskAdapter,
         IntercomAdapter.name: IntercomAdapter,
         HubSpotAdapter.name: HubSpotAdapter,
     }
+
+
+def billing_erase_hook(settings: Settings) -> Callable[[str], object] | None:
+    """Billing's erasure of the account's Stripe customers (issue 3), when billing is part of this build."""
+    from shared import bootstrap
+
+    build = getattr(bootstrap, "build_billing_service", None)
+    if build is None:
+        return None
+    return lambda account_id: build(settings).erase_account(account_id)
 
 
 def build_adapters(settings: Settings) -> list[ProcessorAdapter]:

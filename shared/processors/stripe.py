@@ -6,8 +6,11 @@ ever read into it (P13). Erasure is `DELETE /v1/customers/{id}`, which is perman
 the customer's subscriptions at once; Stripe itself keeps the payment records it must keep by law
 (its own obligation as a regulated payment provider, stated in the record of processing).
 
-Customers are found by the account's `stripe_customer_id` and by the login email, so a customer
-made outside checkout is not missed. The stripe library is given the guarded session of
+When billing (issue 3) is deployed, erasure first calls its hook, `BillingService.erase_account`
+(wired by shared/processors/registry.py): it deletes every customer billing linked to the
+account and marks the account's billing erased, so late Stripe webhooks change nothing. The
+adapter then deletes any customer still found by the account's `stripe_customer_id` or by the
+login email, so a customer made outside checkout is not missed. The stripe library is given the guarded session of
 `shared.processors.http`: its calls pass the same egress gate (P14). It never retries (the
 library's retries sleep): the privacy worker does.
 """
@@ -18,11 +21,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import stripe
+from google.api_core import exceptions as google_exceptions
 
 from shared.config import Settings
 from shared.processors import ProcessorError, StepOutcome, Subject
 from shared.processors.base import not_configured, pick, run_erase
 from shared.processors.http import EgressRefused, egress_allowed, guarded_session, retry_after_seconds
+
+try:
+    from shared.adapters.stripe_api import StripeUnavailable
+except ImportError:  # a build without billing (issue 3): its hook is not wired either
+
+    class StripeUnavailable(Exception):  # type: ignore[no-redef]
+        """Stand-in for billing's transient Stripe failure."""
+
 
 NAME = "Stripe"
 PAGE = 100
@@ -141,12 +153,36 @@ def _outcome(exc: stripe.StripeError, what: str) -> StepOutcome:
     return StepOutcome("failed", detail)
 
 
+EraseHook = Callable[[str], Any]  # billing's erase_account(account_id) -> {"customers": n, "deleted": n}
+_TRANSIENT_STORE = (
+    google_exceptions.ServiceUnavailable,
+    google_exceptions.DeadlineExceeded,
+    google_exceptions.Aborted,
+    google_exceptions.InternalServerError,
+    google_exceptions.TooManyRequests,
+)
+
+
+def _hook_outcome(exc: Exception) -> StepOutcome | None:
+    """The outcome of a failure of billing's hook, or None for a bug (which run_erase reports as failed)."""
+    if isinstance(exc, stripe.StripeError):
+        return _outcome(exc, "billing.erase_account")
+    if isinstance(exc, StripeUnavailable):  # billing's client: connection error, 429 or 5xx
+        return StepOutcome("retry", "billing.erase_account: Stripe unavailable")
+    if isinstance(exc, _TRANSIENT_STORE):
+        return StepOutcome("retry", f"billing.erase_account: {type(exc).__name__}")
+    return None
+
+
 class StripeAdapter:
     name = NAME
 
-    def __init__(self, settings: Settings, client: stripe.StripeClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: stripe.StripeClient | None = None, erase_hook: EraseHook | None = None
+    ) -> None:
         self.settings = settings
         self._client = client
+        self.erase_hook = erase_hook
 
     @property
     def client(self) -> stripe.StripeClient:
@@ -224,8 +260,17 @@ class StripeAdapter:
         return run_erase(self.name, lambda: self._erase(subject))
 
     def _erase(self, subject: Subject) -> StepOutcome:
-        customers = self._customers(subject)
         deleted = 0
+        if self.erase_hook is not None:
+            try:
+                result = self.erase_hook(subject.account_id)
+            except Exception as exc:
+                outcome = _hook_outcome(exc)
+                if outcome is None:
+                    raise
+                return outcome
+            deleted += int((result or {}).get("deleted", 0)) if isinstance(result, dict) else 0
+        customers = self._customers(subject)
         for customer in customers:
             if self._call("customers.delete", self.client.v1.customers.delete, customer["id"]) is not None:
                 deleted += 1

@@ -12,11 +12,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import stripe
+from google.api_core.exceptions import ServiceUnavailable
 
 from shared.processors import ProcessorError, Subject
 from shared.processors.hubspot import HubSpotAdapter
 from shared.processors.intercom import API_VERSION, IntercomAdapter
-from shared.processors.stripe import StripeAdapter
+from shared.processors.stripe import StripeAdapter, StripeUnavailable
 from shared.processors.zendesk import ZendeskAdapter
 from tests.processor_fakes import (
     HUBSPOT_TOKEN,
@@ -470,6 +472,44 @@ def test_stripe_not_configured_and_refused_hosts(stripe_fake: StripeFake) -> Non
     refused = StripeAdapter(production).erase(subject())
     assert (refused.status, refused.detail) == ("failed", "egress refused (P14)")
     assert stripe_fake.requests == []
+
+
+@P11
+def test_stripe_erasure_calls_the_billing_hook_first_then_deletes_what_is_left(stripe_fake: StripeFake) -> None:
+    who = subject()
+    stray = stripe_fake.add_customer(who.email, "")  # made outside checkout: billing never linked it
+    calls: list[str] = []
+
+    def hook(account_id: str) -> dict[str, int]:
+        calls.append(account_id)
+        assert not stripe_fake.calls("DELETE"), "the hook runs before the adapter's own deletions"
+        return {"customers": 1, "deleted": 1}
+
+    settings = processor_settings(STRIPE_API_BASE=stripe_fake.url, STRIPE_SECRET_KEY=STRIPE_KEY)
+    outcome = StripeAdapter(settings, erase_hook=hook).erase(who)
+    assert calls == [who.account_id]
+    assert (outcome.status, outcome.detail) == ("done", "2 Stripe customer(s) deleted")
+    assert [r.path for r in stripe_fake.calls("DELETE")] == [f"/v1/customers/{stray}"]
+
+
+@P11
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (StripeUnavailable("customers.delete"), "retry"),
+        (ServiceUnavailable("firestore"), "retry"),
+        (stripe.AuthenticationError("bad key", http_status=401), "failed"),
+        (KeyError("bug"), "failed"),
+    ],
+)
+def test_stripe_billing_hook_failures(stripe_fake: StripeFake, error: Exception, status: str) -> None:
+    def hook(account_id: str) -> None:
+        raise error
+
+    settings = processor_settings(STRIPE_API_BASE=stripe_fake.url, STRIPE_SECRET_KEY=STRIPE_KEY)
+    outcome = StripeAdapter(settings, erase_hook=hook).erase(subject())
+    assert outcome.status == status
+    assert not stripe_fake.calls("DELETE")
 
 
 # --- Disabled processors --------------------------------------------------------------------------

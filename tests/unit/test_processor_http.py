@@ -89,6 +89,14 @@ def test_one_adapter_per_processor_in_registry_order() -> None:
     assert [a.name for a in adapters] == [p.name for p in datamap.PROCESSORS]
 
 
+@P24
+def test_the_stripe_adapter_calls_billing_s_erasure_hook_when_billing_is_built() -> None:
+    from shared import bootstrap
+
+    (stripe_adapter,) = [a for a in processor_adapters(processor_settings()) if a.name == "Stripe"]
+    assert (stripe_adapter.erase_hook is not None) == hasattr(bootstrap, "build_billing_service")
+
+
 @pytest.mark.policy("P11")
 @pytest.mark.parametrize(
     ("status", "expected"),
