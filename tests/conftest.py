@@ -31,7 +31,13 @@ if str(REPO_ROOT) not in sys.path:
 
 from devstack import MailSink, Stack, StackInfo, egress  # noqa: E402
 
-TEST_ENV = {"BCRYPT_COST": "4"}
+TEST_ENV = {
+    "BCRYPT_COST": "4",
+    # Privacy jobs in the gateway's worker: retry a failing step after 1, 2 s, give up after 3 attempts.
+    "PRIVACY_RETRY_BASE_SECONDS": "1",
+    "PRIVACY_RETRY_MAX_SECONDS": "4",
+    "PRIVACY_STEP_MAX_ATTEMPTS": "3",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

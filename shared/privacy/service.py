@@ -405,6 +405,6 @@ class PrivacyService:
 
     def records_of_processing(self) -> dict[str, Any]:
         """The record of processing activities (GDPR Art. 30), built from the data map (shared/ropa.py)."""
-        from shared import ropa
+        from shared.ropa import record_of_processing
 
-        return dict(ropa.records())
+        return record_of_processing(self.settings)

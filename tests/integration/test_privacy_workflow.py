@@ -114,7 +114,7 @@ def _alerts(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]
 @pytest.mark.policy("P28")
 def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_data(stack: Any) -> None:
     h = Harness(stack, fake_adapters())
-    seeded, dpo = h.seed(), h.staff("dpo")
+    seeded, dpo = h.seed(undeclared_subcollection=True), h.staff("dpo")
     before = remaining(h.db, h.storage, h.config, seeded.account.id)
     assert all(before[f"firestore:{c}"] for c in seeded.places if f"firestore:{c}" in before), before
     assert all(before[f"storage:{p.bucket_setting}"] for p in datamap.STORAGE), before

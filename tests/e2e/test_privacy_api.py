@@ -1,0 +1,256 @@
+"""Data subject requests through the gateway, as users and staff would make them (P10, P11, P20, P26, P28).
+
+The requests run in the gateway's own privacy-worker, pushed by the Pub/Sub emulator; the stores
+are read back from the emulators directly. Staff sign in with Google (the Auth emulator), like users.
+Processors this stack does not run may leave a request `needs_attention`: the tests then check
+that nothing but those processor steps failed, and that every store was erased all the same.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import secrets
+import time
+import zipfile
+from typing import Any
+
+import pytest
+import requests
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, storage
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from devstack.mail import message_text
+from shared import datamap
+from shared.audit import AUDIT_LOG, AuditLog
+from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS
+from shared.identity.tokens import email_key
+from tests.e2e.test_auth_google import google_id_token
+from tests.support import Client, Mailbox, new_email, signin, signup_and_verify
+
+pytestmark = pytest.mark.policy("P11")
+
+DONE = ("completed", "needs_attention")
+
+
+def _db(stack: Any) -> firestore.Client:
+    return firestore.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"])
+
+
+def _storage(stack: Any) -> storage.Client:
+    return storage.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"], credentials=AnonymousCredentials())
+
+
+def _account_id(stack: Any, email: str) -> str:
+    return _db(stack).collection(ACCOUNT_EMAILS).document(email_key(email)).get().to_dict()["account_id"]
+
+
+def _user(client: Client, mailbox: Mailbox) -> tuple[Client, str, str]:
+    email, password = signup_and_verify(client, mailbox)
+    return signin(client, email, password), email, password
+
+
+def _staff(client: Client, stack: Any, *roles: str) -> tuple[Client, str]:
+    """A staff member signed in with Google; `roles` granted directly in Firestore (the CLI's job)."""
+    email = new_email("staff")
+    token = google_id_token(stack, secrets.token_hex(8), email, name="Dee Pio")["idToken"]
+    response = client.post("/auth/google", json={"id_token": token})
+    assert response.status_code == 200, response.text
+    account_id = response.json()["user"]["id"]
+    if roles:
+        _db(stack).collection(ACCOUNTS).document(account_id).update({"roles": list(roles)})
+    return client.clone(token=response.json()["session_token"]), account_id
+
+
+def _wait(fetch: Any, until: Any, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout:g}s"
+        time.sleep(0.25)
+
+
+def _failed_steps(view: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in view["steps"] if s["status"] not in ("done", "not_found", "skipped")]
+
+
+def _upload_business_files(stack: Any, account_id: str) -> list[str]:
+    bucket = _storage(stack).bucket(stack.env["BUSINESS_DATA_BUCKET"])
+    names = [f"accounts/{account_id}/plans/site-a.dwg", f"accounts/{account_id}/readme.txt"]
+    for name in names:
+        bucket.blob(name).upload_from_string(f"content of {name}".encode())
+    return names
+
+
+@pytest.mark.policy("P26", "P20")
+def test_export_round_trip_only_its_holder_can_see_or_download(client: Client, mailbox: Mailbox, stack: Any) -> None:
+    user, email, _ = _user(client, mailbox)
+    account_id = _account_id(stack, email)
+    files = _upload_business_files(stack, account_id)
+
+    response = user.post("/privacy/requests", json={"type": "export"})
+    assert response.status_code == 202, response.text
+    receipt = response.json()
+    assert set(receipt) >= {"request_id", "status", "due_at"} and receipt["status"] == "queued"
+    request_id = receipt["request_id"]
+    view = _wait(lambda: user.get(f"/privacy/requests/{request_id}").json(), lambda v: v["status"] in DONE)
+    assert all(name.startswith("processor:") for name in _failed_steps(view)), view["steps"]
+    assert view["export"]["ready"]
+    assert any(r["request_id"] == request_id for r in user.get("/privacy/requests").json()["requests"])
+    assert f"/privacy/requests/{request_id}/download" in message_text(mailbox.last(email, "export is ready"))
+
+    download = user.get(f"/privacy/requests/{request_id}/download")
+    assert download.status_code == 200 and download.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(download.content))
+    names = set(archive.namelist())
+    categories = {p.category for p in (*datamap.FIRESTORE, *datamap.SYSTEM) if p.export}
+    assert {f"{c}.json" for c in categories} <= names, names
+    assert {f"processors/{p.name}.json" for p in datamap.PROCESSORS} <= names
+    for name in names:
+        if name.endswith(".json"):
+            json.loads(archive.read(name))
+    profile = json.loads(archive.read("profile.json"))["places"][0]["records"][0]
+    assert profile["email"] == email and not any("hash" in key for key in profile)
+    for name in files:
+        assert archive.read("business_files/" + name.split("/", 2)[2]) == f"content of {name}".encode()
+
+    # A second user can neither see nor download it (P20): the request does not exist for them.
+    other, _, _ = _user(client.clone(), mailbox)
+    for path in (f"/privacy/requests/{request_id}", f"/privacy/requests/{request_id}/download"):
+        refused = other.get(path)
+        assert refused.status_code == 404, path
+        assert refused.headers["Content-Type"] == "application/problem+json"
+    assert request_id not in {r["request_id"] for r in other.get("/privacy/requests").json()["requests"]}
+    assert other.post(f"/privacy/requests/{request_id}/cancel").status_code == 404
+    # Nor anyone signed out.
+    assert client.get(f"/privacy/requests/{request_id}/download").status_code == 401
+
+
+def test_erasure_needs_reauthentication_and_the_mailed_link_cancels_it(
+    client: Client, mailbox: Mailbox, stack: Any
+) -> None:
+    user, email, password = _user(client, mailbox)
+    refused = user.post("/privacy/requests", json={"type": "erasure"})
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/reauthentication-required")
+    wrong = user.post("/privacy/requests", json={"type": "erasure", "current_password": "not it at all"})
+    assert wrong.status_code == 403 and wrong.json()["type"].endswith("/invalid-current-password")
+
+    response = user.post("/privacy/requests", json={"type": "erasure", "current_password": password})
+    assert response.status_code == 202, response.text
+    receipt = response.json()
+    assert receipt["status"] == "scheduled" and receipt["cancellable_until"] < receipt["due_at"]
+    found = re.search(r"https?://[^/\s]+(/privacy/cancel\?\S+)", message_text(mailbox.last(email, "will be deleted")))
+    assert found, "no cancel link in the confirmation mail"
+    path = found.group(1)
+    # Opening the link shows a page; only its button cancels (a mail scanner's GET changes nothing).
+    page = client.get(path)
+    assert page.status_code == 200 and '<form method="post"' in page.text
+    assert user.get(f"/privacy/requests/{receipt['request_id']}").json()["status"] == "scheduled"
+    assert client.post(path.replace("token=", "token=x")).status_code == 400
+    cancelled = client.post(path)
+    assert cancelled.status_code == 200 and "cancelled" in cancelled.text
+    assert user.get(f"/privacy/requests/{receipt['request_id']}").json()["status"] == "cancelled"
+    assert user.get("/auth/me").status_code == 200
+
+
+@pytest.mark.policy("P28", "P10")
+def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
+    client: Client, mailbox: Mailbox, stack: Any
+) -> None:
+    db = _db(stack)
+    user, email, password = _user(client, mailbox)
+    account_id = _account_id(stack, email)
+    _upload_business_files(stack, account_id)
+    user.post("/privacy/requests", json={"type": "export"})  # an export on the way is erased too
+    admin, admin_id = _staff(client.clone(), stack, "admin")
+    dpo, dpo_id = _staff(client.clone(), stack)
+
+    # A signed-in non-staff user is refused, and the refusal is in the audit log.
+    refused = user.post("/admin/privacy/erasures", json={"account_id": account_id, "reason": "let me in"})
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/role-required")
+    assert dpo.get("/admin/privacy/requests").status_code == 403
+    assert client.get("/admin/privacy/requests").status_code == 401
+
+    # The admin makes the DPO (the role change is audited and visible to the account concerned).
+    granted = admin.request("PUT", f"/admin/staff/{dpo_id}/roles", json={"roles": ["dpo"], "reason": "new DPO"})
+    assert granted.status_code == 200 and granted.json()["roles"] == ["dpo"]
+    escalate = dpo.request("PUT", f"/admin/staff/{dpo_id}/roles", json={"roles": ["admin"], "reason": "promote me"})
+    assert escalate.status_code == 403
+    access = dpo.get("/privacy/access-log").json()["entries"]
+    assert any(e["action"] == "PUT /admin/staff/{account_id}/roles" and e["reason"] == "new DPO" for e in access)
+
+    body = {"account_id": account_id, "reason": "Request by post, ref 77"}
+    started = dpo.post("/admin/privacy/erasures", json=body)
+    assert started.status_code == 202, started.text
+    request_id = started.json()["request_id"]
+    listing = dpo.get("/admin/privacy/requests").json()["requests"]
+    dues = [r["due_at"] for r in listing]
+    assert dues == sorted(dues)
+
+    def record() -> dict[str, Any] | None:
+        records = dpo.get("/admin/privacy/deletion-records").json()["records"]
+        return next((r for r in records if r["request_id"] == request_id), None)
+
+    proof = _wait(record, lambda r: r is not None)
+    assert all(name.startswith("processor:") or name == "notify" for name in _failed_steps(proof)), proof["steps"]
+    assert proof["account_id"] == account_id and proof["requested_by"] == "dpo"
+    for personal in (email, "Lovelace", user.ip, "ref 77"):
+        assert personal not in json.dumps(proof), f"the deletion record holds {personal!r}"
+
+    # Every place is empty, read straight from the emulators; the session is dead; the address is free.
+    assert not db.collection(ACCOUNTS).document(account_id).get().exists
+    for place in datamap.FIRESTORE:
+        if place.erasure in ("expire", "keep") or place.account_field is None or place.group:
+            continue
+        query = db.collection(place.collection).where(filter=FieldFilter(place.account_field, "==", account_id))
+        left = query.limit(5).stream()
+        leftovers = [d.id for d in left if d.id != request_id]
+        assert not leftovers, f"{place.collection}: {leftovers}"
+    gcs = _storage(stack)
+    for place in datamap.STORAGE:
+        bucket = stack.env.get(place.bucket_setting)
+        if bucket:
+            assert not list(gcs.list_blobs(bucket, prefix=place.prefix.format(account_id=account_id)))
+    assert user.get("/auth/me").status_code == 401
+    assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
+    signup_and_verify(client.clone(), mailbox, email=email)
+    assert _account_id(stack, email) != account_id
+
+    # Every admin call of this test is in the audit log, refused ones too, and the chain is intact.
+    actors = FieldFilter("actor_id", "in", [account_id, admin_id, dpo_id])
+    entries = [d.to_dict() for d in db.collection(AUDIT_LOG).where(filter=actors).stream()]
+    calls = {(e["actor_id"], e["action"], e["details"].get("outcome")) for e in entries}
+    assert (account_id, "POST /admin/privacy/erasures", "refused") in calls
+    assert (dpo_id, "GET /admin/privacy/requests", "refused") in calls
+    assert (admin_id, "PUT /admin/staff/{account_id}/roles", "allowed") in calls
+    assert (dpo_id, "PUT /admin/staff/{account_id}/roles", "refused") in calls
+    assert (dpo_id, "POST /admin/privacy/erasures", "allowed") in calls
+    assert (dpo_id, "GET /admin/privacy/deletion-records", "allowed") in calls
+    erasure = next(e for e in entries if e["action"] == "POST /admin/privacy/erasures" and e["actor_id"] == dpo_id)
+    assert erasure["target_account_id"] == account_id and erasure["reason"] == "Request by post, ref 77"
+    assert erasure["actor_roles"] == ["dpo"]
+    assert AuditLog(db).verify() == []
+
+
+@pytest.mark.policy("P28")
+def test_the_dpo_reads_the_record_of_processing(client: Client, stack: Any) -> None:
+    dpo, _ = _staff(client, stack, "dpo")
+    response = dpo.get("/admin/privacy/records")
+    assert response.status_code == 200, response.text
+    text = json.dumps(response.json())
+    for processor in datamap.PROCESSORS:
+        assert processor.name in text
+
+
+def test_the_admin_api_refuses_unknown_roles_and_bodies(client: Client, stack: Any) -> None:
+    admin, _ = _staff(client, stack, "admin")
+    target = admin.request("PUT", "/admin/staff/acc_nobody/roles", json={"roles": ["root"], "reason": "test"})
+    assert target.status_code == 422
+    missing = admin.request("PUT", "/admin/staff/acc_nobody/roles", json={"roles": ["dpo"], "reason": "test"})
+    assert missing.status_code == 404
+    assert admin.post("/admin/privacy/erasures", json={"account_id": "acc_nobody", "reason": "test"}).status_code == 404
+    assert requests.get(f"{stack.gateway_url}/admin/health", timeout=10).status_code == 200
