@@ -77,10 +77,12 @@ def cmd_wipe(_args: argparse.Namespace) -> int:
         info = StackInfo.attach()
         info.wipe_firestore()
         info.wipe_auth()
+        if "STRIPE_API_BASE" in info.env:
+            info.wipe_stripe()
     except DevstackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
-    print("devstack: Firestore documents and Auth accounts deleted")
+    print("devstack: Firestore documents, Auth accounts and localstripe objects deleted")
     return 0
 
 

@@ -37,7 +37,7 @@ from devstack.tools import REPO_ROOT, check_tools, firebase_bin
 
 DEFAULT_PROJECT = "demo-wizyvision"
 MAIL_FROM = "WizyVision <no-reply@wizyvision.com>"
-ALL_SERVICES = ("firestore", "pubsub", "storage", "auth", "smtp", "gateway")
+ALL_SERVICES = ("firestore", "pubsub", "storage", "auth", "smtp", "stripe", "gateway")
 SECRET_NAMES = ("PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY")
 # Variables a stack exports; never inherited by the emulators from the caller.
 STACK_VARS = (
@@ -55,6 +55,9 @@ STACK_VARS = (
     "BUSINESS_DATA_BUCKET",
     "EXPORTS_BUCKET",
     *SECRET_NAMES,
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRETS",
 )
 # What a process of ours shows in its command line (checked before killing).
 MARKERS = {
@@ -63,7 +66,10 @@ MARKERS = {
     "storage": "gcp_storage_emulator",
     "auth": "firebase",
     "gateway": "devstack.gateway",
+    "stripe": "devstack.localstripe",
 }
+# localstripe delivers signed events to this path of the gateway (the stripe-webhook function).
+STRIPE_WEBHOOK_PATH = "/stripe-webhook"
 LOCAL_DIR = REPO_ROOT / ".local"
 
 
@@ -79,6 +85,7 @@ class Ports:
     smtp: int = 2525
     hub: int = 4400
     logging: int = 4500
+    stripe: int = 8420
 
     @classmethod
     def fixed(cls, environ: Mapping[str, str] | None = None) -> Ports:
@@ -216,6 +223,11 @@ class StackInfo:
         return f"127.0.0.1:{self.ports.pubsub}"
 
     @property
+    def stripe_url(self) -> str:
+        """localstripe's API base (STRIPE_API_BASE of the stack)."""
+        return f"http://127.0.0.1:{self.ports.stripe}"
+
+    @property
     def mail(self) -> MailSink:
         return MailSink(self.mail_dir)
 
@@ -268,6 +280,19 @@ class StackInfo:
         resp = request("DELETE", url, timeout=30)
         if resp.status != 200:
             raise DevstackError(f"wiping Firestore failed: HTTP {resp.status} {resp.text[:200]}")
+
+    def register_stripe_webhook(self, gateway_url: str | None = None) -> None:
+        """Make localstripe sign and deliver every event to the gateway's /stripe-webhook."""
+        url = f"{gateway_url or self.gateway_url}{STRIPE_WEBHOOK_PATH}"
+        secret = self.env["STRIPE_WEBHOOK_SECRETS"].split(",")[0]
+        resp = request("POST", f"{self.stripe_url}/_config/webhooks/devstack", body={"url": url, "secret": secret})
+        if resp.status != 200:
+            raise DevstackError(f"registering the Stripe webhook failed: HTTP {resp.status} {resp.text[:200]}")
+
+    def wipe_stripe(self) -> None:
+        resp = request("DELETE", f"{self.stripe_url}/_config/data", timeout=30)
+        if resp.status != 200:
+            raise DevstackError(f"wiping localstripe failed: HTTP {resp.status} {resp.text[:200]}")
 
     def wipe_auth(self) -> None:
         url = f"http://127.0.0.1:{self.ports.auth}/emulator/v1/projects/{self.project}/accounts"
@@ -391,6 +416,15 @@ class Stack(StackInfo):
             "EXPORTS_BUCKET": f"{self.project}-exports",
         }
         env.update(self.secrets)
+        if "stripe" in self.services:
+            # Test-mode values for localstripe, new for every stack (localstripe starts empty too).
+            env.update(
+                {
+                    "STRIPE_API_BASE": f"http://127.0.0.1:{p.stripe}",
+                    "STRIPE_SECRET_KEY": f"sk_test_devstack{secrets.token_hex(12)}",
+                    "STRIPE_WEBHOOK_SECRETS": f"whsec_devstack{secrets.token_hex(16)}",
+                }
+            )
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -416,6 +450,7 @@ class Stack(StackInfo):
             "storage": [p.storage],
             "auth": [p.auth, p.hub, p.logging],
             "smtp": [p.smtp],
+            "stripe": [p.stripe],
             "gateway": [p.gateway],
         }
 
@@ -478,6 +513,11 @@ class Stack(StackInfo):
             # The CLI writes its hub locator to $TMPDIR/hub-<project>.json: keep each stack's apart.
             env["TMPDIR"] = str(cwd)
             port = p.auth
+        elif name == "stripe":
+            argv = [sys.executable, "-m", "devstack.localstripe", "--port", str(p.stripe)]
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            cwd = REPO_ROOT
+            port = p.stripe
         elif name == "gateway":
             return gateway_process(
                 self.root,
@@ -513,6 +553,9 @@ class Stack(StackInfo):
             return resp.status == 200 and bool(resp.json().get("authEmulator", {}).get("ready"))
         if name == "gateway":
             return get(f"http://127.0.0.1:{p.gateway}/_devstack/health").status == 200
+        if name == "stripe":
+            # Unauthenticated API calls get 401 once it listens.
+            return get(f"http://127.0.0.1:{p.stripe}/v1/customers").status in (200, 401)
         raise ValueError(name)
 
     def _wait_ready(self, name: str) -> float:
@@ -615,6 +658,8 @@ class Stack(StackInfo):
             self.loaded_functions = self.functions()
             if "pubsub" in self.services:
                 self.subscribe_functions(self.loaded_functions)
+            if "stripe" in self.services:
+                self.register_stripe_webhook()
         # stack.json holds the local secrets of the env: owner-only.
         descriptor = self.run_dir / "stack.json"
         descriptor.unlink(missing_ok=True)
@@ -701,6 +746,11 @@ class Stack(StackInfo):
                 f"FIREBASE_AUTH_EMULATOR_HOST (hub {p.hub}, logging {p.logging})",
             ),
             "smtp": ("SMTP sink", f"127.0.0.1:{p.smtp}", f"mail -> {self._rel(self.mail_dir)}/"),
+            "stripe": (
+                "Stripe (localstripe)",
+                self.stripe_url,
+                f"STRIPE_API_BASE; signed webhooks -> {self.public_url}{STRIPE_WEBHOOK_PATH}",
+            ),
         }
         for service in self.services:
             if service in labels:

@@ -73,3 +73,10 @@ def check_tools(services: Iterable[str], root: Path = REPO_ROOT) -> None:
             import aiosmtpd  # noqa: F401
         except ImportError:
             raise DevstackError("aiosmtpd not installed in this Python: pip install -r requirements-dev.txt") from None
+    if "stripe" in wanted:
+        try:
+            import localstripe  # noqa: F401
+        except ImportError:
+            raise DevstackError(
+                "localstripe not installed in this Python: pip install -r requirements-dev.txt"
+            ) from None

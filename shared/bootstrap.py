@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # the privacy modules are imported on first use (the auth fun
     from shared.privacy.service import PrivacyService
     from shared.privacy.worker import PrivacyWorker
 
+if TYPE_CHECKING:  # billing is imported on first use: the auth function's cold start never loads stripe
+    from shared.billing.service import BillingService
+
 _lock = threading.Lock()
 
 
@@ -58,6 +61,35 @@ def _publisher(config: Settings) -> Any:
     from shared.adapters.pubsub import publish_and_wait
 
     return lambda topic, payload: publish_and_wait(config.project_id, topic, payload)
+
+
+def build_billing_service(config: Settings, **overrides: Any) -> BillingService:
+    """The billing service with its production adapters; tests pass `stripe=`, `mailer=`, `clock=`…"""
+    from shared.adapters.stripe_api import StripeClientApi
+    from shared.billing.plans import Catalogue
+    from shared.billing.service import BillingService
+    from shared.idempotency import IdempotencyStore
+
+    clock = overrides.get("clock", utcnow)
+    adapters: dict[str, Any] = {
+        "db": lambda: firestore_client(config.project_id),
+        "stripe": lambda: StripeClientApi.from_settings(config),
+        "mailer": lambda: SmtpMailer(config),
+        "catalogue": lambda: Catalogue.from_settings(config),
+    }
+    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    idempotency = overrides.get("idempotency") or IdempotencyStore(wired["db"], clock=clock)
+    return BillingService(settings=config, idempotency=idempotency, clock=clock, **wired)
+
+
+@cache
+def _billing_service() -> BillingService:
+    return build_billing_service(settings())
+
+
+def billing_service() -> BillingService:
+    with _lock:
+        return _billing_service()
 
 
 def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
@@ -123,5 +155,6 @@ def reset() -> None:
     """Forget every wired service (tests that change the environment)."""
     with _lock:
         _identity_service.cache_clear()
+        _billing_service.cache_clear()
         _privacy_service.cache_clear()
         _privacy_worker.cache_clear()

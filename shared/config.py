@@ -18,6 +18,8 @@ LOCAL = "local"
 # forwards the header as the caller wrote it, so the first hop is the client.
 CLIENT_IP_SOURCES = ("load-balancer", "first-hop")
 STRIPE_API = "https://api.stripe.com"
+# During a rotation of the webhook signing secret Stripe signs with both the old and the new one.
+MAX_WEBHOOK_SECRETS = 2
 
 
 # Processor APIs (P24): the registry's hosts. The *_API_BASE overrides exist for local fakes only.
@@ -134,7 +136,12 @@ class Settings:
     processors_disabled: frozenset[str] = frozenset()  # lower-case names of shared/datamap.py processors
     processor_timeout_seconds: int = 10
     stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     stripe_api_base: str = STRIPE_API
+    stripe_timeout_seconds: int = 10
+    stripe_webhook_tolerance_seconds: int = 300
+    billing_plans_file: str = ""
+    billing_plans_json: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -170,6 +177,9 @@ class Settings:
         export_days = _int(env, "EXPORT_RETENTION_DAYS", 7)
         if not 1 <= export_days <= 7:
             raise ConfigError("EXPORT_RETENTION_DAYS must be between 1 and 7 (exports are deleted after 7 days)")
+        webhook_secrets = tuple(s.strip() for s in env.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s.strip())
+        if len(webhook_secrets) > MAX_WEBHOOK_SECRETS:
+            raise ConfigError("STRIPE_WEBHOOK_SECRETS holds at most 2 secrets (the old and the new during a rotation)")
         stripe_api_base = (env.get("STRIPE_API_BASE", "").strip() or STRIPE_API).rstrip("/")
         if app_env != LOCAL and stripe_api_base != STRIPE_API:
             raise ConfigError(f"STRIPE_API_BASE may differ from {STRIPE_API} only in local mode (P14)")
@@ -215,7 +225,11 @@ class Settings:
             processors_disabled=_disabled_processors(env),
             processor_timeout_seconds=_int(env, "PROCESSOR_TIMEOUT_SECONDS", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY", "").strip(),
+            stripe_webhook_secrets=webhook_secrets,
             stripe_api_base=stripe_api_base,
+            stripe_timeout_seconds=_int(env, "STRIPE_TIMEOUT_SECONDS", 10),
+            billing_plans_file=env.get("BILLING_PLANS_FILE", "").strip(),
+            billing_plans_json=env.get("BILLING_PLANS_JSON", "").strip(),
         )
 
 

@@ -179,6 +179,63 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         reason="Keyed by keyed digests of the address and the IP, holds only failure times; "
         "gone within an hour of the last failure.",
     ),
+    FirestorePlace(
+        "billing_accounts",
+        category="billing",
+        purpose="The account's billing: Stripe customer id, billing contact, subscriptions, plan and "
+        "entitlements (P9, P13, P17); never card data",
+        account_field=None,
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        export_fields=(
+            "customer_id",
+            "customer_deleted",
+            "billing_contact",
+            "subscriptions",
+            "plan",
+            "status",
+            "subscription_id",
+            "price_id",
+            "current_period_end",
+            "cancel_at_period_end",
+            "entitlements",
+            "updated_at",
+        ),
+    ),
+    FirestorePlace(
+        "billing_customers",
+        category="billing",
+        purpose="Tie a Stripe customer id to its account, for the Stripe webhook (P13)",
+        account_field="account_id",
+        export=False,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        reason="Not exported: an index of the customer id, which the billing export already holds.",
+    ),
+    FirestorePlace(
+        "billing_invoices",
+        category="billing",
+        purpose="The account's Stripe invoices: ids, status, amounts, currency, periods, hosted invoice URL "
+        "(P13, P17); receipts are mailed from them",
+        account_field="account_id",
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        reason="Stripe keeps the invoices themselves (its own legal ground); this copy goes with the account.",
+    ),
+    FirestorePlace(
+        "billing_events_pending",
+        category="billing",
+        purpose="Stripe events parked (customer tied to no account) or failed, for the reconcile command (P13)",
+        account_field="account_hint",
+        export=False,
+        erasure="expire",
+        retention=timedelta(days=90),
+        ttl_field="expire_at",
+        reason="Holds only Stripe ids (event, object, customer) and at most the account id; no payload, no "
+        "name or email; the billing erasure deletes its customer's, the TTL the rest within 90 days.",
+    ),
 )
 
 # Collections that hold no personal data at all, declared so the after-suite check knows them.
@@ -205,6 +262,18 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         retention=timedelta(days=365 * 6),
         reason="Holds no email, name or IP: only opaque ids, timestamps and outcomes, kept as proof that the "
         "erasure was done (GDPR Art. 5(2), 17).",
+    ),
+    FirestorePlace(
+        "idempotency_records",
+        category="system",
+        purpose="Do each webhook event and job once (shared/idempotency.py): state of a unit of work",
+        account_field=None,
+        export=False,
+        erasure="keep",
+        retention=timedelta(days=30),
+        ttl_field="expire_at",
+        reason="Holds the SHA-256 of a work key, a scope label, a state and timestamps; never a key, a "
+        "payload or an account id. Expires (TTL) within 30 days.",
     ),
     FirestorePlace(
         "audit_chain",

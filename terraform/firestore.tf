@@ -17,10 +17,12 @@ resource "google_firestore_database" "default" {
 locals {
   # collection.field => TTL policy: Firestore deletes a document some time after this timestamp.
   firestore_ttl_fields = {
-    "sessions.expires_at"            = { collection = "sessions", field = "expires_at" }
-    "verification_tokens.expires_at" = { collection = "verification_tokens", field = "expires_at" }
-    "security_events.expire_at"      = { collection = "security_events", field = "expire_at" }
-    "signin_throttle.expire_at"      = { collection = "signin_throttle", field = "expire_at" }
+    "sessions.expires_at"              = { collection = "sessions", field = "expires_at" }
+    "verification_tokens.expires_at"   = { collection = "verification_tokens", field = "expires_at" }
+    "security_events.expire_at"        = { collection = "security_events", field = "expire_at" }
+    "signin_throttle.expire_at"        = { collection = "signin_throttle", field = "expire_at" }
+    "idempotency_records.expire_at"    = { collection = "idempotency_records", field = "expire_at" }
+    "billing_events_pending.expire_at" = { collection = "billing_events_pending", field = "expire_at" }
   }
 
   firestore_composite_indexes = {

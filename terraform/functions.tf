@@ -21,16 +21,6 @@
 #
 # Planned functions, ready to uncomment WITH their directory (check roles/secrets against the code):
 #
-#   billing = {
-#     description = "Stripe checkout and billing portal sessions (P13, P17)"
-#     roles       = ["roles/datastore.user"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY"]
-#   }
-#   stripe-webhook = {
-#     description = "Signed, idempotent Stripe webhooks (P13). No Cloud Armor rate rule, ever."
-#     roles       = ["roles/datastore.user"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_WEBHOOK_SECRET"]
-#   }
 #   telemetry = {
 #     description = "Feature-usage events over HTTPS into Pub/Sub; no IP, no user id stored (P12, P23)"
 #     roles       = []
@@ -64,6 +54,21 @@ locals {
       cpu         = "1"
       memory      = "512Mi"
       concurrency = 4
+    }
+    billing = {
+      description = "Stripe Checkout and Billing Portal sessions, the account's plan and entitlements (P9, P13, P17)"
+      roles       = ["roles/datastore.user"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY"]
+      env         = local.billing_env
+    }
+    stripe-webhook = {
+      description = "Signed, idempotent, order-proof Stripe webhooks; receipts (P13, P18). No Cloud Armor rate rule, ever."
+      roles       = ["roles/datastore.user"]
+      secrets     = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRETS", "SMTP_PASSWORD"]
+      env         = merge(local.billing_env, { MAX_BODY_BYTES = "1048576" })
+      cpu         = "1"
+      memory      = "512Mi"
+      concurrency = 8
     }
     privacy = {
       description = "Data subject requests of the account holder: export, erasure, access log (P10, P11, P20, P26)"

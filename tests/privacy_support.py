@@ -7,6 +7,7 @@ seeded and checked by these tests without touching them.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterable
@@ -196,7 +197,14 @@ def seed_account(
         bucket_name = getattr(config, place.bucket_setting.lower())
         handle = gcs.bucket(storage, bucket_name)
         prefix = place.prefix.format(account_id=account.id)
-        for name, content in files if place.export else (("old-export.zip", b"PK\x05\x06" + b"\0" * 18),):
+        if place.bucket_setting == "BUSINESS_DATA_BUCKET":
+            seeds = list(files)
+        elif place.bucket_setting == "EXPORTS_BUCKET":
+            seeds = [("old-export.zip", b"PK\x05\x06" + b"\0" * 18)]
+        else:  # another issue's place: one small object shaped like its own (newline-delimited JSON by day)
+            line = json.dumps({"account_id": account.id, "event": "seed"}).encode() + b"\n"
+            seeds = [(f"dt={now:%Y-%m-%d}/seed{secrets.token_hex(4)}.ndjson", line)]
+        for name, content in seeds:
             handle.blob(prefix + name).upload_from_string(content)
             objects.append((bucket_name, prefix + name, content))
     return Seeded(account, session, token, places, objects)

@@ -20,7 +20,7 @@ def health(_: Request) -> dict[str, str]:
 
 @router.post("/admin/privacy/erasures", body=schemas.DpoErasureBody, status=202, roles=PRIVACY_STAFF)
 def start_erasure(req: Request, body: schemas.DpoErasureBody) -> dict[str, Any]:
-    return privacy_service().start_dpo_erasure(req.principal.account, body.account_id, body.reason)
+    return privacy_service().start_dpo_erasure(req.principal.account.id, body.account_id, body.reason)
 
 
 @router.get("/admin/privacy/requests", roles=PRIVACY_STAFF)

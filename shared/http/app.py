@@ -85,6 +85,7 @@ class Route:
     status: int
     auth: bool
     roles: frozenset[str] = frozenset()
+    raw_body: bool = False
 
 
 class Router:
@@ -102,13 +103,28 @@ class Router:
         status: int = 200,
         auth: bool = False,
         roles: tuple[str, ...] = (),
+        raw_body: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Register a handler. `roles`: the caller needs any one of them (implies `auth`)."""
+        """Register a handler. `roles`: the caller needs any one of them (implies `auth`).
+
+        `raw_body=True` passes the request body to the handler as bytes, exactly as received (up to
+        MAX_BODY_BYTES), for handlers that verify a signature over it (webhooks).
+        """
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
 
         def register(handler: Handler) -> Handler:
             self.routes.append(
-                Route(method, template, re.compile(regex), handler, body, status, auth or bool(roles), frozenset(roles))
+                Route(
+                    method,
+                    template,
+                    re.compile(regex),
+                    handler,
+                    body,
+                    status,
+                    auth or bool(roles),
+                    frozenset(roles),
+                    raw_body,
+                )
             )
             return handler
 
@@ -254,6 +270,8 @@ class HttpApp:
                     )
                     self._audit_call(request, route, None, refused)
                     raise refused
+        if route.raw_body:
+            return route.handler(request, self._read_body(raw), **params)
         if route.body is None:
             self._audit_call(request, route, None, None)
             return route.handler(request, **params)
@@ -268,6 +286,17 @@ class HttpApp:
     def _audit_call(self, request: Request, route: Route, body: BaseModel | None, problem: Problem | None) -> None:
         if self._audit is not None and request.principal is not None:
             self._audit()(request, route, body, problem)
+
+    def _read_body(self, raw: flask.Request) -> bytes:
+        """The body as received, at most MAX_BODY_BYTES (413 beyond)."""
+        limit = self._settings().max_body_bytes
+        too_large = Problem(413, "body-too-large", "Request body too large", f"The limit is {limit} bytes.")
+        if raw.content_length is not None and raw.content_length > limit:
+            raise too_large
+        data = raw.stream.read(limit + 1)
+        if len(data) > limit:
+            raise too_large
+        return data
 
     def _parse_body(self, raw: flask.Request, model: type[BaseModel]) -> BaseModel:
         limit = self._settings().max_body_bytes
@@ -286,14 +315,7 @@ class HttpApp:
                 "Unsupported media type",
                 "Send the body as application/json.",
             )
-        data = raw.stream.read(limit + 1)
-        if len(data) > limit:
-            raise Problem(
-                413,
-                "body-too-large",
-                "Request body too large",
-                f"The limit is {limit} bytes.",
-            )
+        data = self._read_body(raw)
         try:
             payload = json.loads(data or b"null")
         except (ValueError, UnicodeDecodeError):

@@ -23,9 +23,9 @@ from shared.adapters.mail import Mailer
 from shared.audit import AuditLog
 from shared.config import Settings
 from shared.http.problems import Problem, conflict, not_found
-from shared.identity.model import ACCOUNTS, ADMIN, STAFF_ROLES, Account, Principal
+from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS, ADMIN, STAFF_ROLES, Account, Principal
 from shared.identity.service import IdentityService
-from shared.identity.tokens import new_id, new_token, token_hash
+from shared.identity.tokens import email_key, new_id, new_token, token_hash
 from shared.observability import get_logger
 from shared.privacy import mails
 from shared.privacy.model import (
@@ -275,7 +275,12 @@ class PrivacyService:
         snap = self.db.collection(ACCOUNTS).document(account_id).get()
         return Account.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
 
-    def start_dpo_erasure(self, actor: Account, account_id: str, reason: str) -> dict[str, Any]:
+    def account_id_for(self, email: str) -> str | None:
+        """The account of a login address (the email index), for staff tools."""
+        snap = self.db.collection(ACCOUNT_EMAILS).document(email_key(email)).get()
+        return str((snap.to_dict() or {}).get("account_id")) if snap.exists else None
+
+    def start_dpo_erasure(self, actor_id: str, account_id: str, reason: str) -> dict[str, Any]:
         """Immediate erasure on request to the DPO (P28): no grace period, the reason is kept."""
         account = self._account(account_id)
         if account is None:
@@ -291,7 +296,7 @@ class PrivacyService:
                         "cancellable_until": None,
                         "cancel_token_hash": None,
                         "requested_by": REQUESTED_BY_DPO,
-                        "actor_id": actor.id,
+                        "actor_id": actor_id,
                         "reason": reason,
                         "updated_at": now,
                     }
@@ -300,10 +305,10 @@ class PrivacyService:
                 self._enqueue(existing)
             return self._receipt(existing)
         request, _ = self._new_request(
-            account_id, ERASURE, grace=timedelta(0), requested_by=REQUESTED_BY_DPO, actor_id=actor.id, reason=reason
+            account_id, ERASURE, grace=timedelta(0), requested_by=REQUESTED_BY_DPO, actor_id=actor_id, reason=reason
         )
         self._ref(request.id).create(request.to_doc())
-        log.info("DPO erasure started", request_id=request.id, account_id=account_id, actor_id=actor.id)
+        log.info("DPO erasure started", request_id=request.id, account_id=account_id, actor_id=actor_id)
         self._enqueue(request)
         return self._receipt(request)
 
@@ -347,6 +352,10 @@ class PrivacyService:
         self._enqueue(request)
         return request.staff_view()
 
+    def deletion_record(self, request_id: str) -> dict[str, Any] | None:
+        snap = self.db.collection(DELETION_RECORDS).document(request_id).get() if request_id else None
+        return snap.to_dict() if snap is not None and snap.exists else None
+
     def deletion_records(self, limit: int = 200) -> list[dict[str, Any]]:
         docs = (
             self.db.collection(DELETION_RECORDS)
@@ -356,21 +365,34 @@ class PrivacyService:
         )
         return [d.to_dict() or {} for d in docs]
 
-    def set_roles(self, actor_id: str, account_id: str, roles: list[str], reason: str) -> dict[str, Any]:
-        """Grant or withdraw staff roles (P10, P28, P29): only an admin (or the CLI) does this."""
-        wanted = sorted(set(roles))
-        unknown = [r for r in wanted if r not in STAFF_ROLES]
+    def set_roles(
+        self,
+        actor_id: str,
+        account_id: str,
+        roles: list[str] | None,
+        reason: str,
+        *,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Set (`roles`), grant (`add`) or withdraw (`remove`) staff roles (P10, P28, P29): only an admin
+        (or the CLI) does this. An account is never left without any admin."""
+        unknown = [r for r in (*(roles or []), *add, *remove) if r not in STAFF_ROLES]
         if unknown:
             raise Problem(422, "unknown-role", "Unknown role", f"Roles are {', '.join(sorted(STAFF_ROLES))}.")
         ref = self.db.collection(ACCOUNTS).document(account_id)
         now = self.clock()
+        wanted: list[str] = []
 
         @firestore.transactional
         def change(tx: firestore.Transaction) -> list[str]:
+            nonlocal wanted
             snap = ref.get(transaction=tx) if account_id and "/" not in account_id else None
             if snap is None or not snap.exists:
                 raise not_found("No such account.")
             before = sorted((snap.to_dict() or {}).get("roles") or [])
+            base = set(before if roles is None else roles)
+            wanted = sorted((base | set(add)) - set(remove))
             if ADMIN in before and ADMIN not in wanted:
                 admins = self.db.collection(ACCOUNTS).where(filter=FieldFilter("roles", "array_contains", ADMIN))
                 if len(list(admins.limit(2).stream(transaction=tx))) < 2:

@@ -12,8 +12,11 @@ import io
 import json
 import re
 import secrets
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +34,8 @@ from tests.e2e.test_auth_google import google_id_token
 from tests.support import Client, Mailbox, new_email, signin, signup_and_verify
 
 pytestmark = pytest.mark.policy("P11")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DONE = ("completed", "needs_attention")
 
@@ -62,6 +67,18 @@ def _staff(client: Client, stack: Any, *roles: str) -> tuple[Client, str]:
     if roles:
         _db(stack).collection(ACCOUNTS).document(account_id).update({"roles": list(roles)})
     return client.clone(token=response.json()["session_token"]), account_id
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m shared.cli ...` against the test stack (its env is this process's env)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _wait(fetch: Any, until: Any, timeout: float = 90.0) -> Any:
@@ -166,7 +183,11 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     account_id = _account_id(stack, email)
     _upload_business_files(stack, account_id)
     user.post("/privacy/requests", json={"type": "export"})  # an export on the way is erased too
-    admin, admin_id = _staff(client.clone(), stack, "admin")
+    # The first admin is made with the CLI (P28); that too is in the audit log.
+    admin, admin_id = _staff(client.clone(), stack)
+    made = _cli("grant-role", "--account-id", admin_id, "--role", "admin", "--reason", "first admin")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["roles"] == ["admin"]
     dpo, dpo_id = _staff(client.clone(), stack)
 
     # A signed-in non-staff user is refused, and the refusal is in the audit log.
@@ -233,7 +254,24 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     erasure = next(e for e in entries if e["action"] == "POST /admin/privacy/erasures" and e["actor_id"] == dpo_id)
     assert erasure["target_account_id"] == account_id and erasure["reason"] == "Request by post, ref 77"
     assert erasure["actor_roles"] == ["dpo"]
+    cli_entry = next(
+        e for e in db.collection(AUDIT_LOG).where(filter=FieldFilter("target_account_id", "==", admin_id)).stream()
+    )
+    assert cli_entry.to_dict()["action"] == "cli grant-role" and cli_entry.to_dict()["actor_id"].startswith("cli:")
     assert AuditLog(db).verify() == []
+
+
+@pytest.mark.policy("P28")
+def test_the_cli_erases_an_account_at_the_dpos_request(client: Client, mailbox: Mailbox, stack: Any) -> None:
+    user, email, _ = _user(client, mailbox)
+    account_id = _account_id(stack, email)
+    assert _cli("erase", "--email", "nobody." + email, "--reason", "test").returncode == 1
+    started = _cli("erase", "--email", email, "--reason", "Letter to the DPO")
+    assert started.returncode == 0, started.stderr
+    request_id = json.loads(started.stdout)["request_id"]
+    _wait(lambda: _db(stack).collection("deletion_records").document(request_id).get().exists, bool)
+    assert not _db(stack).collection(ACCOUNTS).document(account_id).get().exists
+    assert user.get("/auth/me").status_code == 401
 
 
 @pytest.mark.policy("P28")

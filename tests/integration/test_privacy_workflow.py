@@ -119,7 +119,7 @@ def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_da
     assert all(before[f"firestore:{c}"] for c in seeded.places if f"firestore:{c}" in before), before
     assert all(before[f"storage:{p.bucket_setting}"] for p in datamap.STORAGE), before
 
-    receipt = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "Asked by phone, ticket 4711")
+    receipt = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "Asked by phone, ticket 4711")
     assert receipt["status"] == "queued" and h.published == [
         ("privacy-jobs", {"kind": "run", "request_id": receipt["request_id"]})
     ]
@@ -162,7 +162,7 @@ def test_sessions_die_at_the_first_step(stack: Any) -> None:
     h = Harness(stack, fake_adapters(Google=[Killed()]))
     seeded, dpo = h.seed(), h.staff("dpo")
     assert h.identity.authenticate(seeded.token).account.id == seeded.account.id
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     with pytest.raises(Killed):
         h.worker.run(request_id)
     with pytest.raises(Problem) as refused:
@@ -175,7 +175,7 @@ def test_sessions_die_at_the_first_step(stack: Any) -> None:
 def test_a_killed_worker_resumes_on_redelivery_and_erases_exactly_once(stack: Any) -> None:
     h = Harness(stack, fake_adapters(Zendesk=[Killed()]))
     seeded, dpo = h.seed(), h.staff("dpo")
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     job = PrivacyJob(request_id=request_id)
     message = _message()
 
@@ -214,7 +214,7 @@ def test_a_worker_killed_by_sigkill_in_another_process_is_resumed(stack: Any, tm
 
     h = Harness(stack, fake_adapters())
     seeded, dpo = h.seed(), h.staff("dpo")
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     marker = tmp_path / "in-stripe-step"
     script = f"""
 import os, time
@@ -268,7 +268,7 @@ def test_processor_404_then_429_then_500_three_times(stack: Any, caplog: pytest.
         ),
     )
     seeded, dpo = h.seed(), h.staff("dpo")
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
 
     assert h.worker.run(request_id) == "needs_attention"
     # A 404 counts as erased; Retry-After was honoured; HubSpot was retried with backoff, then given up.
@@ -308,7 +308,7 @@ def test_processor_404_then_429_then_500_three_times(stack: Any, caplog: pytest.
 def test_a_long_retry_wait_is_left_to_the_scheduled_check(stack: Any) -> None:
     h = Harness(stack, fake_adapters(Stripe=[StepOutcome("retry", "HTTP 429", retry_after=3600)]))
     seeded, dpo = h.seed(), h.staff("dpo")
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     assert h.worker.run(request_id) == "running"
     doc = h.request_doc(request_id) or {}
     assert doc["lease_owner"] is None and doc["run_after"] > h.clock()
@@ -391,7 +391,7 @@ def test_requests_still_open_7_days_before_their_due_date_raise_an_alert(
     caplog.set_level(logging.INFO)
     h = Harness(stack, fake_adapters(Stripe=[StepOutcome("retry", "HTTP 503", retry_after=10 * 86400)]))
     seeded, dpo = h.seed(), h.staff("dpo")
-    request_id = h.service.start_dpo_erasure(dpo.account, seeded.account.id, "test")["request_id"]
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     h.worker.run(request_id)
     h.worker.tick()
     assert not [a for a in _alerts(caplog, "privacy-request-deadline") if a["request_id"] == request_id]
