@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -86,6 +86,8 @@ class Route:
     auth: bool
     roles: frozenset[str] = frozenset()
     raw_body: bool = False
+    optional_auth: bool = False  # auth="optional": a bearer token is authenticated when sent
+    max_body_bytes: int | None = None  # this route's body limit (MAX_BODY_BYTES when None)
 
 
 class Router:
@@ -101,14 +103,19 @@ class Router:
         *,
         body: type[BaseModel] | None = None,
         status: int = 200,
-        auth: bool = False,
+        auth: bool | Literal["optional"] = False,
         roles: tuple[str, ...] = (),
         raw_body: bool = False,
+        max_body_bytes: int | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler. `roles`: the caller needs any one of them (implies `auth`).
 
         `raw_body=True` passes the request body to the handler as bytes, exactly as received (up to
         MAX_BODY_BYTES), for handlers that verify a signature over it (webhooks).
+
+        `auth="optional"`: a call without a bearer token is served anonymously (`req.principal` is None);
+        one with a token is authenticated (an invalid token is a 401, never a silent downgrade).
+        `max_body_bytes` raises or lowers MAX_BODY_BYTES for this route only.
         """
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
 
@@ -121,9 +128,11 @@ class Router:
                     handler,
                     body,
                     status,
-                    auth or bool(roles),
+                    auth is True or bool(roles),
                     frozenset(roles),
                     raw_body,
+                    optional_auth=auth == "optional" and not roles,
+                    max_body_bytes=max_body_bytes,
                 )
             )
             return handler
@@ -270,13 +279,18 @@ class HttpApp:
                     )
                     self._audit_call(request, route, None, refused)
                     raise refused
+        elif route.optional_auth and (token := _bearer(raw)) is not None:
+            if self._authenticator is None:
+                raise unauthorized()
+            request.bearer_token = token
+            request.principal = self._authenticator()(request, token)
         if route.raw_body:
-            return route.handler(request, self._read_body(raw), **params)
+            return route.handler(request, self._read_body(raw, route.max_body_bytes), **params)
         if route.body is None:
             self._audit_call(request, route, None, None)
             return route.handler(request, **params)
         try:
-            body = self._parse_body(raw, route.body)
+            body = self._parse_body(raw, route.body, route.max_body_bytes)
         except Problem as refused:
             self._audit_call(request, route, None, refused)
             raise
@@ -287,9 +301,9 @@ class HttpApp:
         if self._audit is not None and request.principal is not None:
             self._audit()(request, route, body, problem)
 
-    def _read_body(self, raw: flask.Request) -> bytes:
-        """The body as received, at most MAX_BODY_BYTES (413 beyond)."""
-        limit = self._settings().max_body_bytes
+    def _read_body(self, raw: flask.Request, limit: int | None = None) -> bytes:
+        """The body as received, at most `limit` (MAX_BODY_BYTES by default; 413 beyond)."""
+        limit = limit or self._settings().max_body_bytes
         too_large = Problem(413, "body-too-large", "Request body too large", f"The limit is {limit} bytes.")
         if raw.content_length is not None and raw.content_length > limit:
             raise too_large
@@ -298,8 +312,8 @@ class HttpApp:
             raise too_large
         return data
 
-    def _parse_body(self, raw: flask.Request, model: type[BaseModel]) -> BaseModel:
-        limit = self._settings().max_body_bytes
+    def _parse_body(self, raw: flask.Request, model: type[BaseModel], limit: int | None = None) -> BaseModel:
+        limit = limit or self._settings().max_body_bytes
         if raw.content_length is not None and raw.content_length > limit:
             raise Problem(
                 413,
@@ -315,7 +329,7 @@ class HttpApp:
                 "Unsupported media type",
                 "Send the body as application/json.",
             )
-        data = self._read_body(raw)
+        data = self._read_body(raw, limit)
         try:
             payload = json.loads(data or b"null")
         except (ValueError, UnicodeDecodeError):
