@@ -54,6 +54,7 @@ STACK_VARS = (
     "MAIL_FROM",
     "BUSINESS_DATA_BUCKET",
     "EXPORTS_BUCKET",
+    "TELEMETRY_ARCHIVE_BUCKET",
     *SECRET_NAMES,
     "STRIPE_API_BASE",
     "STRIPE_SECRET_KEY",
@@ -414,6 +415,7 @@ class Stack(StackInfo):
             # Buckets of the data map (shared/datamap.py), created in the storage emulator at start.
             "BUSINESS_DATA_BUCKET": f"{self.project}-business-data",
             "EXPORTS_BUCKET": f"{self.project}-exports",
+            "TELEMETRY_ARCHIVE_BUCKET": f"{self.project}-telemetry-archive",
         }
         env.update(self.secrets)
         if "stripe" in self.services:
@@ -669,7 +671,8 @@ class Stack(StackInfo):
 
     def _create_buckets(self) -> None:
         """The buckets the functions use (terraform creates them in production)."""
-        for name in (self.env.get("BUSINESS_DATA_BUCKET"), self.env.get("EXPORTS_BUCKET")):
+        for setting in ("BUSINESS_DATA_BUCKET", "EXPORTS_BUCKET", "TELEMETRY_ARCHIVE_BUCKET"):
+            name = self.env.get(setting)
             if not name:
                 continue
             url = f"http://127.0.0.1:{self.ports.storage}/storage/v1/b?project={self.project}"

@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # the privacy modules are imported on first use (the auth fun
 if TYPE_CHECKING:  # billing is imported on first use: the auth function's cold start never loads stripe
     from shared.billing.service import BillingService
 
+if TYPE_CHECKING:  # telemetry is imported on first use (geoip and ua-parser load only where they serve)
+    from shared.telemetry.aggregator import Aggregator as TelemetryAggregator
+    from shared.telemetry.ingest import IngestService as TelemetryIngest
+    from shared.telemetry.reports import ReportService as TelemetryReports
+
 _lock = threading.Lock()
 
 
@@ -151,6 +156,87 @@ def privacy_worker() -> PrivacyWorker:
         return _privacy_worker()
 
 
+# --- Telemetry (P12, P23) -------------------------------------------------------------------------
+
+
+def build_telemetry_ingest_service(config: Settings, **overrides: Any) -> TelemetryIngest:
+    """The ingest of the telemetry function; tests pass `publish=`, `salts=`, `countries=`, `clock=`."""
+    from shared.adapters.pubsub import publish
+    from shared.telemetry.ingest import IngestService
+    from shared.telemetry.model import TOPIC
+    from shared.telemetry.privacy import CountryLookup
+    from shared.telemetry.salts import DailySalts
+
+    clock = overrides.get("clock", utcnow)
+    adapters: dict[str, Any] = {
+        "publish": lambda: lambda payload, attrs: publish(config.project_id, TOPIC, payload, **attrs),
+        "salts": lambda: DailySalts(lambda: firestore_client(config.project_id), clock),
+        "countries": CountryLookup,
+    }
+    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    return IngestService(config, clock=clock, **wired)
+
+
+def build_telemetry_aggregate_service(config: Settings, **overrides: Any) -> TelemetryAggregator:
+    """The telemetry-aggregator's use case; tests pass `db=`, `archive=`, `plans=`, `clock=`, `rng=`."""
+    from shared.adapters.storage import bucket, storage_client
+    from shared.telemetry.aggregator import Aggregator, PlanLookup
+    from shared.telemetry.archive import StorageArchive
+
+    clock = overrides.get("clock", utcnow)
+    db = overrides.get("db") or firestore_client(config.project_id)
+    if "archive" in overrides:
+        archive = overrides["archive"]
+    else:
+        config.require_keys("telemetry_archive_bucket")
+        archive = StorageArchive(lambda: bucket(storage_client(config.project_id), config.telemetry_archive_bucket))
+    plans = overrides.get("plans") or PlanLookup(lambda: db, clock)
+    shards = overrides.get("shards", config.telemetry_counter_shards)
+    return Aggregator(db, archive=archive, plans=plans, shards=shards, clock=clock, rng=overrides.get("rng"))
+
+
+def build_telemetry_report_service(config: Settings, **overrides: Any) -> TelemetryReports:
+    """Staff reports; tests pass `db=`, `clock=`, `audit=`."""
+    from shared.audit import AuditLog
+    from shared.telemetry.reports import ReportService
+
+    clock = overrides.get("clock", utcnow)
+    db = overrides.get("db") or firestore_client(config.project_id)
+    audit = overrides.get("audit") or AuditLog(db, clock=clock)
+    default_site = next((s for s in config.telemetry_sites if "*" not in s), "")
+    return ReportService(db, clock=clock, default_site=default_site, audit=audit)
+
+
+@cache
+def _telemetry_ingest_service() -> TelemetryIngest:
+    return build_telemetry_ingest_service(settings())
+
+
+def telemetry_ingest_service() -> TelemetryIngest:
+    with _lock:
+        return _telemetry_ingest_service()
+
+
+@cache
+def _telemetry_aggregate_service() -> TelemetryAggregator:
+    return build_telemetry_aggregate_service(settings())
+
+
+def telemetry_aggregate_service() -> TelemetryAggregator:
+    with _lock:
+        return _telemetry_aggregate_service()
+
+
+@cache
+def _telemetry_report_service() -> TelemetryReports:
+    return build_telemetry_report_service(settings())
+
+
+def telemetry_report_service() -> TelemetryReports:
+    with _lock:
+        return _telemetry_report_service()
+
+
 def reset() -> None:
     """Forget every wired service (tests that change the environment)."""
     with _lock:
@@ -158,3 +244,6 @@ def reset() -> None:
         _billing_service.cache_clear()
         _privacy_service.cache_clear()
         _privacy_worker.cache_clear()
+        _telemetry_ingest_service.cache_clear()
+        _telemetry_aggregate_service.cache_clear()
+        _telemetry_report_service.cache_clear()

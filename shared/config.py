@@ -48,6 +48,12 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
+def _telemetry_sites(env: dict[str, str], app_env: str) -> tuple[str, ...]:
+    """TELEMETRY_SITES: comma-separated site names; `*.test` admits any name under .test (local default)."""
+    default = "wizyvision.com,*.test" if app_env == LOCAL else "wizyvision.com"
+    return tuple(s.strip().lower() for s in env.get("TELEMETRY_SITES", default).split(",") if s.strip())
+
+
 def _key(env: dict[str, str], name: str) -> bytes:
     """A secret key, or b"" when this function was not given it (only functions that use it are)."""
     raw = env.get(name, "").strip()
@@ -104,6 +110,10 @@ class Settings:
     verification_token_minutes: int = 60
     reset_token_minutes: int = 60
     cors_allowed_origins: tuple[str, ...] = ()
+    # Telemetry (P12, P23): sites that may send web analytics, raw product-event archive, counter shards.
+    telemetry_sites: tuple[str, ...] = ("wizyvision.com",)
+    telemetry_archive_bucket: str = ""
+    telemetry_counter_shards: int = 4
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str = ""
@@ -195,6 +205,9 @@ class Settings:
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12),
             cors_allowed_origins=origins,
+            telemetry_sites=_telemetry_sites(env, app_env),
+            telemetry_archive_bucket=env.get("TELEMETRY_ARCHIVE_BUCKET", "").strip(),
+            telemetry_counter_shards=min(64, max(1, _int(env, "TELEMETRY_COUNTER_SHARDS", 4))),
             smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
             smtp_port=_int(env, "SMTP_PORT", 25),
             smtp_username=env.get("SMTP_USERNAME", ""),

@@ -276,6 +276,43 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         "payload or an account id. Expires (TTL) within 30 days.",
     ),
     FirestorePlace(
+        "telemetry_counters",
+        category="analytics",
+        purpose="Daily aggregate reports of product telemetry and web analytics (P12, P23)",
+        account_field=None,
+        export=False,
+        erasure="keep",
+        retention=timedelta(days=760),
+        ttl_field="expire_at",
+        reason="Counts per day and value (event, country, browser family, page...) and HyperLogLog sketches of "
+        "visitor hashes keyed by a daily salt deleted after 48 hours: no IP address, user agent, account id "
+        "or email, nothing that can be tied to a person once the salt is gone. Kept 25 months.",
+    ),
+    FirestorePlace(
+        "telemetry_salts",
+        category="analytics",
+        purpose="The random daily salt of the visitor hash of web analytics (P23)",
+        account_field=None,
+        export=False,
+        erasure="expire",
+        retention=timedelta(hours=48),
+        ttl_field="expire_at",
+        reason="32 random bytes per day, related to no one; deleted 48 hours after the day began (TTL, and "
+        "by the ingest whenever it creates a new salt), so no visitor can be followed across days.",
+    ),
+    FirestorePlace(
+        "telemetry_messages",
+        category="analytics",
+        purpose="Telemetry messages already counted, so a redelivery is not counted twice (P12)",
+        account_field=None,
+        export=False,
+        erasure="expire",
+        retention=timedelta(days=8),
+        ttl_field="expire_at",
+        reason="A digest of a Pub/Sub message id, a time and an event count; expires after Pub/Sub's "
+        "7-day redelivery window.",
+    ),
+    FirestorePlace(
         "audit_chain",
         category="audit",
         purpose="Head of the audit log's hash chain",
@@ -288,6 +325,18 @@ SYSTEM: tuple[FirestorePlace, ...] = (
 )
 
 STORAGE: tuple[StoragePlace, ...] = (
+    StoragePlace(
+        "TELEMETRY_ARCHIVE_BUCKET",
+        prefix="product-events/account={account_id}/",
+        category="product_telemetry",
+        purpose="Raw product telemetry (features used) for debugging, customer service and capacity planning (P12)",
+        export=True,
+        erasure="delete",
+        retention=timedelta(days=90),
+        reason="Newline-delimited JSON under dt=<day>/, one object per message; each line holds the opaque "
+        "account_id, the plan and country/browser/OS/device families, never an IP address, a user agent or "
+        "an email. Deleted after 90 days by the bucket's lifecycle rule.",
+    ),
     StoragePlace(
         "BUSINESS_DATA_BUCKET",
         prefix="accounts/{account_id}/",
@@ -313,7 +362,7 @@ PROCESSORS: tuple[Processor, ...] = (
     Processor(
         "Google",
         purpose="Hosting (Google Cloud Platform) and Google sign-in (Firebase Authentication)",
-        categories=("profile", "sessions", "security_events", "business_files"),
+        categories=("profile", "sessions", "security_events", "business_files", "product_telemetry"),
         hosts=(
             "googleapis.com",
             "identitytoolkit.googleapis.com",

@@ -16,6 +16,17 @@ locals {
       enforce_on_key   = "IP"
       rule_priority    = 1000
     }
+    # Analytics beacons and product events (P12, P23): generous, but one IP cannot flood the topic.
+    telemetry = {
+      count            = var.telemetry_rate_limit_count
+      interval_sec     = var.telemetry_rate_limit_interval_sec
+      ban_count        = var.telemetry_ban_threshold_count
+      ban_interval_sec = var.telemetry_ban_threshold_interval_sec
+      ban_duration_sec = var.telemetry_ban_duration_sec
+      exceed_action    = "deny(429)"
+      enforce_on_key   = "IP"
+      rule_priority    = 1100
+    }
   }
 }
 

@@ -18,24 +18,12 @@
 #   env            extra plain environment variables for this function
 #   memory, cpu, concurrency, timeout, min_instances, max_instances   sizing
 #   lb_logging     public only: log requests at the load balancer (client IPs; false for telemetry)
+#   dead_letter_after  pubsub only: deliver through a push subscription that retries with backoff and
+#                  moves a message to "<topic>-dead-letter" after this many attempts (pubsub.tf),
+#                  instead of an Eventarc trigger (whose subscription cannot dead-letter)
 #
 # Planned functions, ready to uncomment WITH their directory (check roles/secrets against the code):
 #
-#   telemetry = {
-#     description = "Feature-usage events over HTTPS into Pub/Sub; no IP, no user id stored (P12, P23)"
-#     roles       = []
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
-#     publishes   = ["telemetry-events"]
-#     lb_logging  = false
-#   }
-#   telemetry-aggregator = {
-#     description = "Aggregates telemetry events into reports (P12, P23)"
-#     trigger     = "pubsub"
-#     topic       = "telemetry-events"
-#     public      = false
-#     roles       = ["roles/datastore.user"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
-#   }
 #   retention-sweep = {
 #     description = "Purges accounts 12 months after last use and every store on its period (P27)"
 #     public      = false
@@ -97,6 +85,25 @@ locals {
       publishes = ["privacy-jobs", "privacy-jobs-dead-letter"]
       env       = merge(local.privacy_env, local.processor_env)
     }
+    telemetry = {
+      description = "Feature-usage events and web analytics over HTTPS into Pub/Sub, staff reports; no IP, no user agent stored (P12, P23)"
+      # Firestore: sessions (product telemetry is signed in), the daily salts, the counters (reports).
+      roles       = ["roles/datastore.user"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+      publishes   = ["telemetry-events"]
+      env         = local.telemetry_env
+      concurrency = 16
+      lb_logging  = false
+    }
+    telemetry-aggregator = {
+      description       = "Folds telemetry-events into daily counters and sketches; archives raw product events (P12, P23)"
+      trigger           = "pubsub"
+      topic             = "telemetry-events"
+      public            = false
+      roles             = ["roles/datastore.user"]
+      env               = local.telemetry_env
+      dead_letter_after = 10
+    }
   }
 
   function_defaults = {
@@ -116,6 +123,8 @@ locals {
     min_instances = 0
     max_instances = 20
     lb_logging    = true
+
+    dead_letter_after = null
   }
 
   # Roles every function's service account gets on top of its own list.
@@ -349,7 +358,7 @@ resource "google_cloudfunctions2_function" "fn" {
   }
 
   dynamic "event_trigger" {
-    for_each = each.value.trigger == "pubsub" ? [each.value.topic] : []
+    for_each = each.value.trigger == "pubsub" && each.value.dead_letter_after == null ? [each.value.topic] : []
     content {
       trigger_region        = var.region
       event_type            = "google.cloud.pubsub.topic.v1.messagePublished"

@@ -10,8 +10,10 @@ locals {
   privacy_env = {
     BUSINESS_DATA_BUCKET = google_storage_bucket.business_data.name
     EXPORTS_BUCKET       = google_storage_bucket.exports.name
-    ERASURE_GRACE_HOURS  = tostring(var.erasure_grace_hours)
-    EXPORT_SIGNED_URLS   = "true"
+    # Product telemetry is exported and erased with the account (shared/datamap.py, telemetry.tf).
+    TELEMETRY_ARCHIVE_BUCKET = google_storage_bucket.telemetry_archive.name
+    ERASURE_GRACE_HOURS      = tostring(var.erasure_grace_hours)
+    EXPORT_SIGNED_URLS       = "true"
   }
 }
 

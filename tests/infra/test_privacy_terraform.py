@@ -32,11 +32,13 @@ def test_exports_are_deleted_after_7_days_and_no_bucket_keeps_deleted_objects() 
 
 def test_only_the_worker_may_delete_objects() -> None:
     members = config().of_type("google_storage_bucket_iam_member")
-    deleting = {(m["bucket"], m["member"]) for m in members.values() if m["role"] != "roles/storage.objectViewer"}
+    cannot_delete = {"roles/storage.objectViewer", "roles/storage.objectCreator"}
+    deleting = {(m["bucket"], m["member"]) for m in members.values() if m["role"] not in cannot_delete}
     worker = 'serviceAccount:${google_service_account.fn["privacy-worker"].email}'
     assert deleting == {
         ("${google_storage_bucket.business_data.name}", worker),
         ("${google_storage_bucket.exports.name}", worker),
+        ("${google_storage_bucket.telemetry_archive.name}", worker),
     }
     for name, f in declared_functions().items():
         assert not any(role.startswith("roles/storage.") for role in f["roles"]), f"{name}: project-wide storage role"
