@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import auth
+from bench import auth, billing
 from devstack import Stack
 
 COST = 12
@@ -21,6 +21,8 @@ def main() -> int:
             lines += auth.signin_latency(stack, COST)
             lines.append("")
             lines += auth.cold_start(stack)
+            lines.append("")
+            lines += billing.run(stack)
             print("\n".join(lines), flush=True)
         finally:
             stack.stop()
