@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import auth, billing
+from bench import auth, telemetry
 from devstack import Stack
 
 COST = 12
@@ -22,7 +22,7 @@ def main() -> int:
             lines.append("")
             lines += auth.cold_start(stack)
             lines.append("")
-            lines += billing.run(stack)
+            lines += telemetry.run(stack)
             print("\n".join(lines), flush=True)
         finally:
             stack.stop()

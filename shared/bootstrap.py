@@ -178,9 +178,9 @@ def build_telemetry_ingest_service(config: Settings, **overrides: Any) -> Teleme
 
 
 def build_telemetry_aggregate_service(config: Settings, **overrides: Any) -> TelemetryAggregator:
-    """The telemetry-aggregator's use case; tests pass `db=`, `archive=`, `plans=`, `clock=`, `rng=`."""
+    """The telemetry-aggregator's use case; tests pass `db=`, `archive=`, `accounts=`, `clock=`, `rng=`."""
     from shared.adapters.storage import bucket, storage_client
-    from shared.telemetry.aggregator import Aggregator, PlanLookup
+    from shared.telemetry.aggregator import AccountLookup, Aggregator
     from shared.telemetry.archive import StorageArchive
 
     clock = overrides.get("clock", utcnow)
@@ -190,9 +190,9 @@ def build_telemetry_aggregate_service(config: Settings, **overrides: Any) -> Tel
     else:
         config.require_keys("telemetry_archive_bucket")
         archive = StorageArchive(lambda: bucket(storage_client(config.project_id), config.telemetry_archive_bucket))
-    plans = overrides.get("plans") or PlanLookup(lambda: db, clock)
+    accounts = overrides.get("accounts") or AccountLookup(lambda: db, clock)
     shards = overrides.get("shards", config.telemetry_counter_shards)
-    return Aggregator(db, archive=archive, plans=plans, shards=shards, clock=clock, rng=overrides.get("rng"))
+    return Aggregator(db, archive=archive, accounts=accounts, shards=shards, clock=clock, rng=overrides.get("rng"))
 
 
 def build_telemetry_report_service(config: Settings, **overrides: Any) -> TelemetryReports:

@@ -92,6 +92,8 @@ locals {
       secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
       publishes   = ["telemetry-events"]
       env         = local.telemetry_env
+      cpu         = "1" # concurrency above 1 needs a whole vCPU
+      memory      = "512Mi"
       concurrency = 16
       lb_logging  = false
     }

@@ -113,29 +113,37 @@ class FoldResult:
     writes: int  # Firestore document writes of the transaction (counters + marker)
 
 
-class PlanLookup:
-    """The plan tier of an account (billing_accounts/<id>.plan), cached a few minutes per instance."""
+class AccountLookup:
+    """Whether an account still exists, and its plan tier (billing_accounts/<id>.plan), cached a minute.
+
+    A product message can be delivered hours late (retries): if its account was erased meanwhile,
+    its events are still counted (the counters hold no account) but no longer archived (P11).
+    """
 
     BILLING_ACCOUNTS = "billing_accounts"
+    ACCOUNTS = "accounts"
 
-    def __init__(self, db: Callable[[], firestore.Client], clock: Callable[[], datetime], ttl: float = 300) -> None:
+    def __init__(self, db: Callable[[], firestore.Client], clock: Callable[[], datetime], ttl: float = 60) -> None:
         self._db = db
         self._clock = clock
         self._ttl = timedelta(seconds=ttl)
-        self._cache: dict[str, tuple[datetime, str]] = {}
+        self._cache: dict[str, tuple[datetime, bool, str]] = {}
 
-    def tier(self, account_id: str) -> str:
+    def lookup(self, account_id: str) -> tuple[bool, str]:
+        """(exists, plan tier)."""
         now = self._clock()
         hit = self._cache.get(account_id)
         if hit and now - hit[0] < self._ttl:
-            return hit[1]
-        snap = self._db().collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
+            return hit[1], hit[2]
+        db = self._db()
+        exists = db.collection(self.ACCOUNTS).document(account_id).get(field_paths=["status"]).exists
+        snap = db.collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
         plan = (snap.to_dict() or {}).get("plan") if snap.exists else None
         tier = plan if plan in PLAN_TIERS else ("free" if plan is None else "other")
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[account_id] = (now, tier)
-        return tier
+        self._cache[account_id] = (now, exists, tier)
+        return exists, tier
 
 
 class Archive:
@@ -151,14 +159,14 @@ class Aggregator:
         db: firestore.Client,
         *,
         archive: Archive | None,
-        plans: PlanLookup | None,
+        accounts: AccountLookup | None,
         shards: int = 4,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
     ) -> None:
         self.db = db
         self.archive = archive
-        self.plans = plans
+        self.accounts = accounts
         self.shards = max(1, shards)
         self.clock = clock
         self.rng = rng or random.Random()
@@ -170,10 +178,12 @@ class Aggregator:
         """Count `message` once: a redelivery fails the marker's precondition and changes nothing."""
         plan = None
         if message.stream == PRODUCT and message.account_id:
-            plan = self.plans.tier(message.account_id) if self.plans else "free"
-            if self.archive is not None:
+            exists, plan = self.accounts.lookup(message.account_id) if self.accounts else (True, "free")
+            if self.archive is not None and exists:
                 # Named by the message id and created only if absent: a redelivery adds nothing.
                 self.archive.write(message_id, message, plan)
+            elif not exists:
+                log.info("telemetry archive skipped: the account no longer exists", events=len(message.events))
         updates = self.documents(message, cells_of(message, plan))
         now = self.clock()
         expire_at = day_start(message.day) + COUNTER_RETENTION

@@ -128,20 +128,25 @@ def test_cells_under_five_visitors_are_folded_into_other(settings: Settings) -> 
     assert csv_text.splitlines() == ["country,events,visitors", "FR,12,6", "other,3,3"]
 
 
-def test_product_events_are_archived_raw_with_the_plan(settings: Settings, db: firestore.Client) -> None:
-    account_id = f"acc_{secrets.token_hex(6)}"
-    db.collection("billing_accounts").document(account_id).set({"plan": "enterprise"})
-    aggregator = bootstrap.build_telemetry_aggregate_service(settings, clock=lambda: NOW)
-    message = TelemetryMessage(
+def product_message(account_id: str) -> TelemetryMessage:
+    return TelemetryMessage(
         stream="product",
         site="app",
         day=DAY,
         received_at=NOW,
-        visitor=v("product-user"),
+        visitor=v(account_id),
         account_id=account_id,
         context=Context(country="DE", browser="Chrome", os="Windows", device="desktop"),
         events=[WireEvent(name="report.exported", props={"format": "pdf"})],
     )
+
+
+def test_product_events_are_archived_raw_with_the_plan(settings: Settings, db: firestore.Client) -> None:
+    account_id = f"acc_{secrets.token_hex(6)}"
+    db.collection("accounts").document(account_id).set({"status": "active"})
+    db.collection("billing_accounts").document(account_id).set({"plan": "enterprise"})
+    aggregator = bootstrap.build_telemetry_aggregate_service(settings, clock=lambda: NOW)
+    message = product_message(account_id)
     message_id = str(random.randrange(10**15))
     assert aggregator.fold(message_id, message).applied
     assert aggregator.fold(message_id, message).applied is False
@@ -151,9 +156,22 @@ def test_product_events_are_archived_raw_with_the_plan(settings: Settings, db: f
     (line,) = [json.loads(x) for x in blobs[0].download_as_bytes().splitlines()]
     assert line["account_id"] == account_id and line["plan"] == "enterprise" and line["event"] == "report.exported"
     assert counters(db, "app", "plan").get("enterprise", 0) >= 1
-    db.collection("billing_accounts").document(account_id).delete()
     for blob in blobs:
         blob.delete()
+    db.collection("billing_accounts").document(account_id).delete()
+    db.collection("accounts").document(account_id).delete()
+
+
+@pytest.mark.policy("P11")
+def test_a_late_message_of_an_erased_account_is_counted_but_not_archived(
+    settings: Settings, db: firestore.Client
+) -> None:
+    account_id = f"acc_{secrets.token_hex(6)}"  # no account document: erased (or never existed)
+    aggregator = bootstrap.build_telemetry_aggregate_service(settings, clock=lambda: NOW)
+    folded = aggregator.fold(str(random.randrange(10**15)), product_message(account_id))
+    assert folded.applied and folded.events == 1, "counted (the counters hold no account)"
+    bucket = storage_client(settings.project_id).bucket(settings.telemetry_archive_bucket)
+    assert not list(bucket.list_blobs(prefix=f"product-events/account={account_id}/")), "not archived (P11)"
 
 
 def test_daily_salts_are_shared_random_and_expire_after_48_hours(settings: Settings, db: firestore.Client) -> None:
