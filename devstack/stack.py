@@ -357,7 +357,7 @@ class Stack(StackInfo):
         gateway: Literal["subprocess", "thread", "none"] = "subprocess",
         gateway_log_to_file: bool = True,
         services: Iterable[str] = ALL_SERVICES,
-        ready_timeout: float = 60.0,
+        ready_timeout: float = 180.0,  # the Auth emulator alone needs ~15 s of CPU; a busy 2-core CI box needs more
         free_stale_ports: bool | None = None,
         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     ) -> None:
