@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -88,6 +89,8 @@ def report_query(req: Request, today: date, default_site: str) -> ReportQuery:
     if (stream == "web" and by in PRODUCT_ONLY) or (stream == "product" and by in WEB_ONLY):
         raise _invalid("by", f"{by} is not a breakdown of the {stream} stream")
     site = PRODUCT_SITE if stream == "product" else (q.get("site") or default_site).strip().lower()
+    if not re.fullmatch(r"[a-z0-9.-]{1,253}", site):
+        raise _invalid("site", "must be a site name")
     try:
         limit = int(q.get("limit", "20"))
     except ValueError:

@@ -239,6 +239,7 @@ def test_reports_are_for_support_and_admin_staff_only(stack: Any, client: Client
         {"format": "xml"},
         {"by": "page", "stream": "product"},
         {"limit": "0"},
+        {"site": "a~b/c"},
     ):
         response = support.get("/telemetry/reports", params=params)
         assert response.status_code == 422, (params, response.text)
