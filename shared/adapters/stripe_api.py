@@ -53,12 +53,17 @@ class StripeClientApi:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeClientApi:
+        from shared.processors.http import guarded_session
+
         settings.require_keys("stripe_secret_key")
         client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses={"api": settings.stripe_api_base},
             max_network_retries=1,
-            http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
+            # The egress guard of every processor call (P14): only api.stripe.com (loopback locally).
+            http_client=stripe.RequestsClient(
+                timeout=settings.stripe_timeout_seconds, session=guarded_session(local=settings.is_local)
+            ),
         )
         return cls(client)
 
