@@ -9,7 +9,6 @@ token ever reaches this code.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ import firebase_admin
 import firebase_admin.credentials
 from firebase_admin import auth, exceptions
 
+from shared.adapters.firebase import firebase_app
 from shared.http.problems import Problem, unavailable
 from shared.observability import get_logger
 
@@ -84,20 +84,11 @@ class FirebaseGoogleVerifier:
         self._project_id = project_id
         self._credential = credential
         self._app: firebase_admin.App | None = None
-        self._lock = threading.Lock()
 
     @property
     def app(self) -> firebase_admin.App:
         if self._app is None:
-            with self._lock:
-                if self._app is None:
-                    name = f"{self.APP_NAME}-{self._project_id}"
-                    try:
-                        self._app = firebase_admin.get_app(name)
-                    except ValueError:
-                        self._app = firebase_admin.initialize_app(
-                            self._credential, options={"projectId": self._project_id}, name=name
-                        )
+            self._app = firebase_app(self.APP_NAME, self._project_id, self._credential)
         return self._app
 
     def verify(self, id_token: str) -> GoogleIdentity:

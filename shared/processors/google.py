@@ -11,12 +11,12 @@ place from shared/datamap.py by the privacy worker, not here.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import firebase_admin
 from firebase_admin import auth, exceptions
 
+from shared.adapters.firebase import firebase_app
 from shared.config import Settings
 from shared.processors import ProcessorError, StepOutcome, Subject
 from shared.processors.base import run_erase
@@ -79,20 +79,11 @@ class GoogleAdapter:
     def __init__(self, settings: Settings, app: firebase_admin.App | None = None) -> None:
         self.settings = settings
         self._app = app
-        self._lock = threading.Lock()
 
     @property
     def app(self) -> firebase_admin.App:
         if self._app is None:
-            with self._lock:
-                if self._app is None:
-                    name = f"{self.APP_NAME}-{self.settings.project_id}"
-                    try:
-                        self._app = firebase_admin.get_app(name)
-                    except ValueError:
-                        self._app = firebase_admin.initialize_app(
-                            options={"projectId": self.settings.project_id}, name=name
-                        )
+            self._app = firebase_app(self.APP_NAME, self.settings.project_id)
         return self._app
 
     def _users(self, subject: Subject) -> list[auth.UserRecord]:
