@@ -670,14 +670,14 @@ class Stack(StackInfo):
             handle.write(self.to_json())
 
     def _create_buckets(self) -> None:
-        """The buckets the functions use (terraform creates them in production)."""
-        for setting in ("BUSINESS_DATA_BUCKET", "EXPORTS_BUCKET", "TELEMETRY_ARCHIVE_BUCKET"):
-            name = self.env.get(setting)
-            if not name:
-                continue
-            url = f"http://127.0.0.1:{self.ports.storage}/storage/v1/b?project={self.project}"
-            resp = request("POST", url, body={"name": name}, timeout=30)
-            if resp.status not in (200, 409):
+        """Every bucket the env names (`*_BUCKET`), as terraform makes them: soft delete off (an erasure is final)."""
+        base = f"http://127.0.0.1:{self.ports.storage}/storage/v1/b"
+        for name in sorted({value for key, value in self.env.items() if key.endswith("_BUCKET") and value}):
+            resp = request("POST", f"{base}?project={self.project}", body={"name": name}, timeout=30)
+            if resp.status in (200, 409):
+                policy = {"softDeletePolicy": {"retentionDurationSeconds": "0"}}
+                resp = request("PATCH", f"{base}/{name}", body=policy, timeout=30)
+            if resp.status != 200:
                 raise DevstackError(f"creating bucket {name} failed: HTTP {resp.status} {resp.text[:200]}")
 
     def _start_watchdog(self) -> None:

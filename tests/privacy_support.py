@@ -226,6 +226,9 @@ def remaining(db: firestore.Client, storage: Any, config: Settings, account_id: 
         left[f"firestore:{place.collection}"] = count
     for place in datamap.STORAGE:
         handle = gcs.bucket(storage, getattr(config, place.bucket_setting.lower()))
-        count = len(list(gcs.list_names(handle, place.prefix.format(account_id=account_id))))
+        prefix = place.prefix.format(account_id=account_id)
+        count = len(list(gcs.list_names(handle, prefix)))
+        # A soft-deleted object can be restored: it is not erased (P11).
+        count += len(list(storage.list_blobs(handle, prefix=prefix, soft_deleted=True)))
         left[f"storage:{place.bucket_setting}"] = count
     return left

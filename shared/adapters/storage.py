@@ -58,6 +58,9 @@ def bucket(client: storage.Client, name: str) -> storage.Bucket:
     if emulated() and name not in _ensured:
         with contextlib.suppress(gexc.Conflict):
             client.create_bucket(name)
+        # As terraform makes them: no soft delete, or a deleted object would survive its erasure.
+        handle.soft_delete_policy.retention_duration_seconds = 0
+        handle.patch()
         _ensured.add(name)
     return handle
 

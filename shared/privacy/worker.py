@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from pydantic import BaseModel, ConfigDict
@@ -494,9 +495,16 @@ class PrivacyWorker:
         blob.upload_from_string(archive.dumps(held), content_type="application/json")
         return Outcome(DONE, "held data collected" if held.get("found", True) else "holds nothing")
 
+    def _erasing(self, account_id: str) -> bool:
+        account = self._account(account_id)
+        return account is None or account.status == "erasing"
+
     def _build_archive(self, request: PrivacyRequest) -> Outcome:
         handle = gcs.bucket(self.storage, self.settings.exports_bucket)
         staging = archive.staging_prefix(request.account_id, request.id)
+        if self._erasing(request.account_id):
+            gcs.delete_prefix(handle, staging)
+            return Outcome(FAILED, "the account is being erased: no export is built")
 
         def loader(name: str) -> Callable[[], dict[str, Any]]:
             def load() -> dict[str, Any]:
@@ -520,6 +528,10 @@ class PrivacyWorker:
             generated_at=now,
         )
         gcs.delete_prefix(handle, staging)
+        if self._erasing(request.account_id):  # an erasure started meanwhile: it may have run past the exports
+            with contextlib.suppress(gexc.NotFound):
+                handle.blob(result["object"]).delete()
+            return Outcome(FAILED, "the account is being erased: the export was deleted")
         expires = now + timedelta(days=self.settings.export_retention_days)
         export = {**result, "created_at": now, "expires_at": expires}
         request.export = export

@@ -235,7 +235,9 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     for place in datamap.STORAGE:
         bucket = stack.env.get(place.bucket_setting)
         if bucket:
-            assert not list(gcs.list_blobs(bucket, prefix=place.prefix.format(account_id=account_id)))
+            prefix = place.prefix.format(account_id=account_id)
+            assert not list(gcs.list_blobs(bucket, prefix=prefix))
+            assert not list(gcs.list_blobs(bucket, prefix=prefix, soft_deleted=True)), "a soft delete is no erasure"
     assert user.get("/auth/me").status_code == 401
     assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
     signup_and_verify(client.clone(), mailbox, email=email)

@@ -497,3 +497,17 @@ def _message() -> Any:
     from shared.events import PubSubMessage
 
     return PubSubMessage(message_id="m-1", data=b"{}", publish_time=datetime.now(UTC))
+
+
+@pytest.mark.policy("P26")
+def test_an_export_never_outlives_an_erasure_that_started_meanwhile(stack: Any) -> None:
+    h = Harness(stack, fake_adapters())
+    seeded = h.seed()
+    request_id = h.service.create_request(seeded.principal, "export", None, "203.0.113.5", "UA")["request_id"]
+    h.db.collection(ACCOUNTS).document(seeded.account.id).update({"status": "erasing"})
+    assert h.worker.run(request_id) == "needs_attention"
+    steps = _steps(h.request_doc(request_id) or {})
+    assert steps["archive"]["status"] == "failed" and steps["notify"]["status"] == "pending"
+    left = list(h.storage.list_blobs(h.config.exports_bucket, prefix=f"exports/{seeded.account.id}/{request_id}"))
+    assert left == []
+    h.db.collection(PRIVACY_REQUESTS).document(request_id).update({"status": "cancelled"})  # leave no open request
