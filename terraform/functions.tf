@@ -82,8 +82,11 @@ locals {
       roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
       # The processor credentials (processors.tf) go to this function only: it alone calls processors.
       secrets   = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD", "STRIPE_SECRET_KEY", "ZENDESK_API_TOKEN", "INTERCOM_TOKEN", "HUBSPOT_TOKEN"]
-      publishes = ["privacy-jobs", "privacy-jobs-dead-letter"]
+      publishes = ["privacy-jobs"]
       env       = merge(local.privacy_env, local.processor_env)
+      # A job still failing after 10 deliveries (about an hour of backoff; a dead worker's lease
+      # outlives the first few) goes to privacy-jobs-dead-letter; the scheduled check resumes it too.
+      dead_letter_after = 10
     }
     telemetry = {
       description = "Feature-usage events and web analytics over HTTPS into Pub/Sub, staff reports; no IP, no user agent stored (P12, P23)"

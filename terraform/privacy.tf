@@ -1,5 +1,6 @@
 # Data subject requests (P11, P26, P28): the business-data and exports buckets, who may touch them,
-# the dead-letter topic of the privacy jobs and the scheduled check of their deadlines.
+# and the scheduled check of the requests' deadlines. The privacy-worker is pushed to by a
+# subscription with retries and a dead-letter topic (`dead_letter_after` in functions.tf, pubsub.tf).
 #
 # - Only the privacy-worker deletes objects (erasure, expired staging); the privacy function only
 #   reads the exports bucket (streamed downloads, V4 signed URLs signed with its own identity).
@@ -101,22 +102,6 @@ resource "google_service_account_iam_member" "privacy_signs_urls" {
   service_account_id = google_service_account.fn["privacy"].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:${google_service_account.fn["privacy"].email}"
-}
-
-# --- Dead letters ----------------------------------------------------------------------------
-
-# The worker publishes a job here (with an alert line) when it has kept failing for an hour; the
-# subscription keeps it for the team, and the Pub/Sub backlog alert (monitoring.tf) pages on it.
-resource "google_pubsub_subscription" "privacy_dead_letter" {
-  name  = "privacy-jobs-dead-letter"
-  topic = google_pubsub_topic.app["privacy-jobs-dead-letter"].id
-
-  message_retention_duration = "604800s"
-  ack_deadline_seconds       = 60
-
-  expiration_policy {
-    ttl = ""
-  }
 }
 
 # --- The scheduled check ----------------------------------------------------------------------

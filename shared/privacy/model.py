@@ -15,7 +15,6 @@ from typing import Any
 PRIVACY_REQUESTS = "privacy_requests"
 DELETION_RECORDS = "deletion_records"
 TOPIC = "privacy-jobs"
-DEAD_LETTER_TOPIC = "privacy-jobs-dead-letter"
 
 EXPORT, ERASURE = "export", "erasure"
 REQUEST_TYPES = (EXPORT, ERASURE)

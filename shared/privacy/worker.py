@@ -48,7 +48,6 @@ from shared.privacy import export as archive
 from shared.privacy import mails
 from shared.privacy.model import (
     COMPLETED,
-    DEAD_LETTER_TOPIC,
     DELETION_RECORDS,
     DONE,
     ERASURE,
@@ -78,7 +77,6 @@ Clock = Callable[[], datetime]
 Publisher = Callable[[str, dict[str, Any]], None]
 
 BILLING_ACCOUNTS = "billing_accounts"  # where billing keeps the Stripe customer id of an account (issue 3)
-DEAD_LETTER_AFTER = timedelta(hours=1)  # a message failing this long goes to the dead-letter topic
 RUN_BUDGET = timedelta(minutes=7)  # stop and hand over before the function's 9-minute timeout
 
 
@@ -182,22 +180,10 @@ class PrivacyWorker:
         if not job.request_id:
             log.alert("privacy job without a request id", alert_name="privacy-job-invalid")
             return
-        try:
-            self.run(job.request_id)
-        except Busy:
-            raise
-        except Exception:
-            published = message.publish_time
-            if published is not None and self.clock() - published > DEAD_LETTER_AFTER:
-                self.publish(DEAD_LETTER_TOPIC, {"kind": "run", "request_id": job.request_id})
-                log.alert(
-                    "privacy job dead-lettered",
-                    alert_name="privacy-job-dead-letter",
-                    request_id=job.request_id,
-                    message_id=message.message_id,
-                )
-                return
-            raise
+        # Busy (another worker's live lease) and any other error propagate: the push is nacked and
+        # redelivered with backoff; after `dead_letter_after` deliveries Pub/Sub moves it to the
+        # dead-letter topic (terraform), and the scheduled check resumes the request all the same.
+        self.run(job.request_id)
 
     # -- the run loop --------------------------------------------------------------------------
     def run(self, request_id: str) -> str | None:

@@ -48,7 +48,7 @@ def test_privacy_functions_are_declared_with_the_buckets_and_topics() -> None:
     functions = declared_functions()
     worker = functions["privacy-worker"]
     assert worker["trigger"] == "pubsub" and worker["topic"] == "privacy-jobs" and worker["public"] is False
-    assert "privacy-jobs-dead-letter" in worker["publishes"]
+    assert worker["dead_letter_after"] and worker["dead_letter_after"] >= 5, "a dead worker's lease outlives a few"
     assert "roles/firebaseauth.admin" in worker["roles"]
     for name in ("privacy", "admin"):
         assert functions[name]["public"] is True and "privacy-jobs" in functions[name]["publishes"]
@@ -60,8 +60,11 @@ def test_privacy_functions_are_declared_with_the_buckets_and_topics() -> None:
 
 def test_dead_letters_are_kept_and_the_deadline_check_is_scheduled() -> None:
     cfg = config()
-    subscription = cfg.resource("google_pubsub_subscription", "privacy_dead_letter")
-    assert subscription["topic"] == '${google_pubsub_topic.app["privacy-jobs-dead-letter"].id}'
+    push = cfg.resource("google_pubsub_subscription", "push")
+    assert push["for_each"] == "${local.dead_letter_functions}"
+    assert "dead_letter_policy" in push and "retry_policy" in push
+    kept = cfg.resource("google_pubsub_subscription", "dead_letter")
+    assert kept["for_each"] == "${local.dead_letter_functions}" and kept["message_retention_duration"] == "604800s"
     job = cfg.resource("google_cloud_scheduler_job", "privacy_check")
     target = first(job["pubsub_target"])
     assert target["topic_name"] == '${google_pubsub_topic.app["privacy-jobs"].id}'
