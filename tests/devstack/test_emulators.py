@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from devstack.http import request
+
+# The local stack mirrors the Google Cloud services the backend runs on (P4).
+pytestmark = pytest.mark.policy("P4")
 
 
 def test_firestore_round_trip_and_wipe(stack) -> None:

@@ -20,6 +20,9 @@ from devstack.http import get, request
 from devstack.procs import free_port, wait_until
 from devstack.stack import gateway_functions, gateway_process
 
+# The local stack mirrors the Google Cloud services the backend runs on (P4).
+pytestmark = pytest.mark.policy("P4")
+
 ROOT_MAIN = """
 import importlib
 import pkgutil

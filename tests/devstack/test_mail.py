@@ -12,6 +12,9 @@ import pytest
 from devstack import MailSink, SmtpSink, message_text, read_messages, wait_for_message
 from devstack.procs import free_port
 
+# The local stack mirrors the Google Cloud services the backend runs on (P4).
+pytestmark = pytest.mark.policy("P4")
+
 
 def _send(port: int, to: str, subject: str, body: str) -> None:
     message = EmailMessage()

@@ -18,6 +18,9 @@ from devstack.procs import PidRecord, free_port, group_members, port_in_use, rea
 from devstack.stack import SECRET_NAMES, load_or_create_secrets
 from devstack.tools import check_tools
 
+# The local stack mirrors the Google Cloud services the backend runs on (P4).
+pytestmark = pytest.mark.policy("P4")
+
 SLEEPER = (
     "import subprocess, sys, time\n"
     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # devstack-test-child'])\n"

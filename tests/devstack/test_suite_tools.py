@@ -9,7 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
+
+# The local stack mirrors the Google Cloud services the backend runs on (P4).
+pytestmark = pytest.mark.policy("P4")
 
 CONFTEST = """
 from tests.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401

@@ -608,6 +608,7 @@ def test_unhandled_types_are_acknowledged_and_not_recorded(service: BillingServi
     assert service.idempotency.record(event_key(ref.id)) is None
 
 
+@pytest.mark.policy("P11", "P13")
 def test_erased_accounts_are_not_resurrected_by_late_checkout_events(
     service: BillingService, fake: FakeStripe, db: firestore.Client
 ) -> None:
@@ -643,6 +644,7 @@ def test_events_for_an_erased_account_do_not_bring_billing_back(
     assert not db.collection(BILLING_ACCOUNTS).document(account.id).get().exists
 
 
+@pytest.mark.policy("P13", "P27")
 def test_pending_records_expire(service: BillingService, fake: FakeStripe, db: firestore.Client) -> None:
     stranger = fake.add_customer()
     ref = ref_of("customer.updated", stranger)

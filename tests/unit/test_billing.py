@@ -75,6 +75,7 @@ def test_the_catalogue_is_overridable_and_validated() -> None:
         Catalogue.parse({"plans": {"free": {}}, "prices": {"p": "free"}})
 
 
+@pytest.mark.policy("P13")
 def test_stripe_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="at most 2"):
         settings(STRIPE_WEBHOOK_SECRETS="whsec_a,whsec_b,whsec_c")
@@ -155,6 +156,7 @@ def test_projections_keep_only_the_allow_list(catalogue: Catalogue) -> None:
     assert "+44" not in stored
 
 
+@pytest.mark.policy("P9", "P13")
 def test_older_api_versions_and_localstripe_shapes(catalogue: Catalogue) -> None:
     legacy = _subscription(
         items={"data": [{"id": "si_1", "plan": {"id": "price_pro_monthly"}}]},
@@ -199,6 +201,7 @@ def test_cancelling_an_old_subscription_keeps_a_newer_ones_entitlements(catalogu
     assert state.plan == "free" and state.status == "canceled" and state.entitlements == ["email_support"]
 
 
+@pytest.mark.policy("P9")
 def test_past_due_keeps_entitlements_unpaid_and_paused_do_not(catalogue: Catalogue) -> None:
     for status, plan in (("past_due", "pro"), ("trialing", "pro"), ("unpaid", "free"), ("paused", "free")):
         state = _state(_sub("sub_1", "pro", status, 1_800_000_000))
@@ -210,6 +213,7 @@ def test_past_due_keeps_entitlements_unpaid_and_paused_do_not(catalogue: Catalog
     assert state.plan == "free"
 
 
+@pytest.mark.policy("P9")
 def test_finished_subscriptions_are_pruned(catalogue: Catalogue) -> None:
     state = _state(*[_sub(f"sub_{n}", "pro", "canceled", 1_700_000_000 + n) for n in range(9)])
     state.derive(catalogue)
@@ -219,6 +223,7 @@ def test_finished_subscriptions_are_pruned(catalogue: Catalogue) -> None:
 # -- events ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.policy("P13")
 def test_event_ref_keeps_ids_only() -> None:
     checkout = EventRef.from_event(
         event(
