@@ -8,8 +8,8 @@ a cold start pays only for what the function it serves touches.
 from __future__ import annotations
 
 import threading
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from shared.adapters.firestore import firestore_client
 from shared.adapters.google_identity import FirebaseGoogleVerifier
@@ -31,7 +31,35 @@ if TYPE_CHECKING:  # telemetry is imported on first use (geoip and ua-parser loa
     from shared.telemetry.ingest import IngestService as TelemetryIngest
     from shared.telemetry.reports import ReportService as TelemetryReports
 
-_lock = threading.Lock()
+T = TypeVar("T")
+
+
+class _ProcessWide(Generic[T]):
+    """One instance per process, built from the settings on first use, then read without a lock."""
+
+    every: ClassVar[list[_ProcessWide[Any]]] = []
+
+    def __init__(self, build: Callable[[Settings], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        _ProcessWide.every.append(self)
+
+    def __call__(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build(settings())
+        return self._value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def _wire(adapters: dict[str, Callable[[], Any]], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Each adapter from `overrides` when a test gives it, else built by its production factory."""
+    return {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
 
 
 def settings() -> Settings:
@@ -48,18 +76,11 @@ def build_identity_service(config: Settings, **overrides: Any) -> IdentityServic
         "mailer": lambda: SmtpMailer(config),
         "google": lambda: FirebaseGoogleVerifier(config.project_id),
     }
-    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    wired = _wire(adapters, overrides)
     return IdentityService(settings=config, clock=overrides.get("clock", utcnow), **wired)
 
 
-@cache
-def _identity_service() -> IdentityService:
-    return build_identity_service(settings())
-
-
-def identity_service() -> IdentityService:
-    with _lock:
-        return _identity_service()
+identity_service: _ProcessWide[IdentityService] = _ProcessWide(build_identity_service)
 
 
 def _publisher(config: Settings) -> Any:
@@ -82,19 +103,12 @@ def build_billing_service(config: Settings, **overrides: Any) -> BillingService:
         "mailer": lambda: SmtpMailer(config),
         "catalogue": lambda: Catalogue.from_settings(config),
     }
-    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    wired = _wire(adapters, overrides)
     idempotency = overrides.get("idempotency") or IdempotencyStore(wired["db"], clock=clock)
     return BillingService(settings=config, idempotency=idempotency, clock=clock, **wired)
 
 
-@cache
-def _billing_service() -> BillingService:
-    return build_billing_service(settings())
-
-
-def billing_service() -> BillingService:
-    with _lock:
-        return _billing_service()
+billing_service: _ProcessWide[BillingService] = _ProcessWide(build_billing_service)
 
 
 def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
@@ -113,7 +127,7 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
         "identity": lambda: identity_service,
         "adapters": lambda: lambda: processor_adapters(config),
     }
-    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    wired = _wire(adapters, overrides)
     audit = overrides.get("audit") or AuditLog(wired["db"], clock=clock)
     return PrivacyService(settings=config, audit=audit, clock=clock, **wired)
 
@@ -131,29 +145,15 @@ def build_privacy_worker(config: Settings, **overrides: Any) -> PrivacyWorker:
         "publish": lambda: _publisher(config),
         "adapters": lambda: lambda: processor_adapters(config),
     }
-    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    wired = _wire(adapters, overrides)
     extra = {k: overrides[k] for k in ("clock", "sleep", "monotonic") if k in overrides}
     return PrivacyWorker(settings=config, **wired, **extra)
 
 
-@cache
-def _privacy_service() -> PrivacyService:
-    return build_privacy_service(settings())
+privacy_service: _ProcessWide[PrivacyService] = _ProcessWide(build_privacy_service)
 
 
-def privacy_service() -> PrivacyService:
-    with _lock:
-        return _privacy_service()
-
-
-@cache
-def _privacy_worker() -> PrivacyWorker:
-    return build_privacy_worker(settings())
-
-
-def privacy_worker() -> PrivacyWorker:
-    with _lock:
-        return _privacy_worker()
+privacy_worker: _ProcessWide[PrivacyWorker] = _ProcessWide(build_privacy_worker)
 
 
 # --- Telemetry (P12, P23) -------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def build_telemetry_ingest_service(config: Settings, **overrides: Any) -> Teleme
         "salts": lambda: DailySalts(lambda: firestore_client(config.project_id), clock),
         "countries": CountryLookup,
     }
-    wired = {name: overrides[name] if name in overrides else make() for name, make in adapters.items()}
+    wired = _wire(adapters, overrides)
     return IngestService(config, clock=clock, **wired)
 
 
@@ -207,43 +207,16 @@ def build_telemetry_report_service(config: Settings, **overrides: Any) -> Teleme
     return ReportService(db, clock=clock, default_site=default_site, audit=audit)
 
 
-@cache
-def _telemetry_ingest_service() -> TelemetryIngest:
-    return build_telemetry_ingest_service(settings())
+telemetry_ingest_service: _ProcessWide[TelemetryIngest] = _ProcessWide(build_telemetry_ingest_service)
 
 
-def telemetry_ingest_service() -> TelemetryIngest:
-    with _lock:
-        return _telemetry_ingest_service()
+telemetry_aggregate_service: _ProcessWide[TelemetryAggregator] = _ProcessWide(build_telemetry_aggregate_service)
 
 
-@cache
-def _telemetry_aggregate_service() -> TelemetryAggregator:
-    return build_telemetry_aggregate_service(settings())
-
-
-def telemetry_aggregate_service() -> TelemetryAggregator:
-    with _lock:
-        return _telemetry_aggregate_service()
-
-
-@cache
-def _telemetry_report_service() -> TelemetryReports:
-    return build_telemetry_report_service(settings())
-
-
-def telemetry_report_service() -> TelemetryReports:
-    with _lock:
-        return _telemetry_report_service()
+telemetry_report_service: _ProcessWide[TelemetryReports] = _ProcessWide(build_telemetry_report_service)
 
 
 def reset() -> None:
     """Forget every wired service (tests that change the environment)."""
-    with _lock:
-        _identity_service.cache_clear()
-        _billing_service.cache_clear()
-        _privacy_service.cache_clear()
-        _privacy_worker.cache_clear()
-        _telemetry_ingest_service.cache_clear()
-        _telemetry_aggregate_service.cache_clear()
-        _telemetry_report_service.cache_clear()
+    for accessor in _ProcessWide.every:
+        accessor.forget()
