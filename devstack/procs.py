@@ -142,8 +142,11 @@ def port_owner(port: int) -> int | None:
 
 
 def describe_pid(pid: int) -> str:
-    cmd = read_cmdline(pid)
-    return f"pid {pid} ({cmd[:120]})" if cmd else f"pid {pid}"
+    """One line naming a process: a command line may carry newlines (a `bash -c` script), so whitespace collapses."""
+    cmd = " ".join(read_cmdline(pid).split())
+    if len(cmd) > 120:
+        cmd = cmd[:119] + "…"
+    return f"pid {pid} ({cmd})" if cmd else f"pid {pid}"
 
 
 # --------------------------------------------------------------------------- pid files

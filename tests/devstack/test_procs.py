@@ -94,6 +94,36 @@ def test_port_held_by_a_foreign_process_is_reported_in_one_line(tmp_path: Path) 
     assert "DEVSTACK_SMTP_PORT" in message
 
 
+MULTILINE_HOLDER = """
+import socket, sys, time
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+print(sock.getsockname()[1], flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_holder_whose_command_line_spans_lines_is_still_named_in_one_line(tmp_path: Path) -> None:
+    # CI runners start processes with `bash -c '<script>'`: the command line itself holds newlines.
+    holder = subprocess.Popen([sys.executable, "-c", MULTILINE_HOLDER], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
+        stack = Stack(replace(Ports.free(), smtp=port), run_dir=tmp_path, services=["smtp"], gateway="none")
+
+        with pytest.raises(DevstackError) as info:
+            stack.start()
+    finally:
+        holder.kill()
+        holder.wait()
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"pid {holder.pid} (" in message
+    assert "import socket, sys, time sock = socket.socket()" in message
+
+
 ORPHAN_LAUNCHER = """
 import subprocess, sys
 proc = subprocess.Popen(
