@@ -114,8 +114,22 @@ def _alive_members(pgid: int) -> list[int]:
     return alive
 
 
+# Listening addresses (as /proc/net/tcp{,6} spell them) that clash with a bind on 127.0.0.1:
+# 127.0.0.1 itself, 0.0.0.0, and the IPv6 wildcard and v4-mapped loopback of a dual-stack socket.
+_LOOPBACK_CLASHES = {
+    "0100007F",
+    "00000000",
+    "00000000000000000000000000000000",
+    "0000000000000000FFFF00000100007F",
+}
+
+
 def port_owner(port: int) -> int | None:
-    """Pid of a process listening on TCP ``port`` (any address), via /proc."""
+    """Pid of a process listening on TCP ``127.0.0.1:port`` (or a wildcard that covers it), via /proc.
+
+    A listener on the same port number at another address does not hold our port, so it is never named:
+    CI runners listen on many ports of their own.
+    """
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -125,7 +139,8 @@ def port_owner(port: int) -> int | None:
         for line in lines:
             parts = line.split()
             local, state, inode = parts[1], parts[3], parts[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port and address in _LOOPBACK_CLASHES and inode != "0":
                 inodes.add(inode)
     if not inodes:
         return None

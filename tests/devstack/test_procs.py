@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from devstack import DevstackError, Ports, Stack
-from devstack.procs import PidRecord, free_port, group_members, port_in_use, reap_stale, wait_until, write_pid_file
+from devstack.procs import (
+    PidRecord,
+    free_port,
+    group_members,
+    port_in_use,
+    port_owner,
+    reap_stale,
+    wait_until,
+    write_pid_file,
+)
 from devstack.stack import SECRET_NAMES, load_or_create_secrets
 from devstack.tools import check_tools
 
@@ -92,6 +101,19 @@ def test_port_held_by_a_foreign_process_is_reported_in_one_line(tmp_path: Path) 
     assert "\n" not in message
     assert f"port {port} needed by smtp is already in use" in message
     assert "DEVSTACK_SMTP_PORT" in message
+
+
+def test_only_a_listener_that_clashes_with_loopback_is_named_as_the_port_owner() -> None:
+    # A runner listening on the same port number at another address does not hold 127.0.0.1:port.
+    with socket.socket() as elsewhere:
+        elsewhere.bind(("127.0.0.2", 0))
+        elsewhere.listen()
+        assert port_owner(elsewhere.getsockname()[1]) is None
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(family) as ours:
+            ours.bind((address, 0))
+            ours.listen()
+            assert port_owner(ours.getsockname()[1]) == os.getpid(), address
 
 
 MULTILINE_HOLDER = """
