@@ -11,12 +11,17 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from google.cloud import firestore
 
+from shared.telemetry import sketches
+from shared.telemetry.privacy import visitor_hash
+from shared.telemetry.salts import DailySalts
 from tests.support import Client, new_email
+from tests.visitors import DistinctRegisters
 
 USED_IPS: set[str] = set()
 USED_AGENTS: set[str] = set()
@@ -48,6 +53,50 @@ def visitor(base_url: str, ip: str, agent: str, token: str | None = None) -> Cli
     USED_IPS.add(ip)
     USED_AGENTS.add(ua)
     return Client(base_url, ip=ip, user_agent=ua, token=token)
+
+
+class SiteVisitors:
+    """The visitors of one test site, each with a sketch register of its own (tests/visitors.py).
+
+    The test reproduces the ingest's visitor hash with today's salt, read from the emulator, and
+    re-draws a visitor's user-agent build until its register is free; `registers()` is then exactly
+    what the site's visitor sketch must hold.
+    """
+
+    def __init__(self, stack: Any, site: str) -> None:
+        now = datetime.now(UTC)
+        self.base_url = stack.gateway_url
+        self.site = site
+        self.salt = DailySalts(lambda: db(stack), lambda: now).salt(now.date())
+        self.drawn = DistinctRegisters()
+        self.hashes: list[str] = []
+
+    def visitor(self, ip: str, agent: str) -> Client:
+        agents: list[str] = []
+
+        def hash_of(_attempt: int) -> str:
+            agents.append(f"{agent} tv/{secrets.token_hex(3)}")
+            return visitor_hash(self.salt, ip, agents[-1], self.site)
+
+        self.hashes.append(self.drawn.draw(hash_of))
+        USED_IPS.add(ip)
+        USED_AGENTS.update(agents)
+        return Client(self.base_url, ip=ip, user_agent=agents[-1])
+
+    def registers(self) -> dict[int, int]:
+        return sketches.merge(sketches.add({}, h, sketches.SITE_P) for h in self.hashes)
+
+
+def site_registers(stack: Any, site: str) -> dict[int, int]:
+    """The web visitor sketch of a site as stored, all days and parts merged."""
+    query = db(stack).collection("telemetry_counters").where(filter=firestore.FieldFilter("site", "==", site))
+    stored = [snap.to_dict() or {} for snap in query.stream()]
+    return sketches.merge(
+        sketches.load(cell.get("r"))
+        for doc in stored
+        if doc.get("dim") == "visitors" and doc.get("stream") == "web"
+        for cell in (doc.get("cells") or {}).values()
+    )
 
 
 def send(client: Client, site: str | None, events: list[Any]) -> requests.Response:

@@ -15,10 +15,12 @@ from google.cloud import storage
 from tests.e2e.telemetry_support import (
     AGENTS,
     COUNTRY_IPS,
+    SiteVisitors,
     counters,
     new_site,
     push,
     send,
+    site_registers,
     staff,
     visitor,
     wait_for,
@@ -35,11 +37,12 @@ def pageview(site: str, path: str = "/", **extra: Any) -> dict[str, Any]:
 @pytest.mark.policy("P23")
 def test_web_analytics_counts_countries_browsers_pages_and_bots(stack: Any) -> None:
     site = new_site()
+    visitors = SiteVisitors(stack, site)
     sent = 0
     for country, ips in COUNTRY_IPS.items():
         for ip in ips:
             for browser in ("Firefox", "Chrome", "Mobile Safari"):
-                client = visitor(stack.gateway_url, ip, AGENTS[browser])
+                client = visitors.visitor(ip, AGENTS[browser])
                 response = send(
                     client,
                     site,
@@ -62,6 +65,8 @@ def test_web_analytics_counts_countries_browsers_pages_and_bots(stack: Any) -> N
     assert counters(stack, "web", site, "device") == {"desktop": 40, "mobile": 20}
     assert counters(stack, "web", site, "page") == {"/pricing": 30}
     assert counters(stack, "web", site, "source")["news-GB"] == 9
+    # The site's sketch holds the registers of these 30 visitors, as the ingest hashed them, and no other.
+    assert site_registers(stack, site) == visitors.registers()
 
     support = staff(stack, ["support"])
     report = support.get("/telemetry/reports", params={"site": site, "by": "country", "metric": "visitors"})
@@ -78,10 +83,11 @@ def test_web_analytics_counts_countries_browsers_pages_and_bots(stack: Any) -> N
 @pytest.mark.policy("P23")
 def test_a_breakdown_cell_under_five_visitors_is_folded_into_other(stack: Any) -> None:
     site = new_site()
+    visitors = SiteVisitors(stack, site)
     for i in range(5):
-        client = visitor(stack.gateway_url, COUNTRY_IPS["GB"][i % 3], f"{AGENTS['Firefox']} n{i}")
+        client = visitors.visitor(COUNTRY_IPS["GB"][i % 3], f"{AGENTS['Firefox']} n{i}")
         assert send(client, site, [pageview(site, "/popular")]).status_code == 202
-    rare = visitor(stack.gateway_url, "200.147.67.142", AGENTS["Chrome"])
+    rare = visitors.visitor("200.147.67.142", AGENTS["Chrome"])
     assert send(rare, site, [pageview(site, "/careers/zurich-office")]).status_code == 202
     wait_for(lambda: sum(counters(stack, "web", site, "page").values()) == 6, what="the pageviews")
     support = staff(stack, ["admin"])

@@ -25,6 +25,7 @@ from shared.telemetry.model import Context, TelemetryMessage, WireEvent
 from shared.telemetry.privacy import visitor_hash
 from shared.telemetry.reports import ReportQuery, to_csv
 from shared.telemetry.salts import SALTS, DailySalts
+from tests.visitors import DistinctRegisters
 
 pytestmark = pytest.mark.policy("P12", "P23")
 
@@ -49,9 +50,15 @@ def new_site() -> str:
     return f"t{secrets.token_hex(5)}.test"
 
 
+VISITORS: dict[str, str] = {}
+REGISTERS = DistinctRegisters()
+
+
 def v(label: str) -> str:
-    """A visitor hash, as the ingest makes it."""
-    return visitor_hash(SALT, label)
+    """A visitor hash, as the ingest makes it; each label has a sketch register of its own (tests/visitors.py)."""
+    if label not in VISITORS:
+        VISITORS[label] = REGISTERS.draw(lambda attempt: visitor_hash(SALT, label, str(attempt)))
+    return VISITORS[label]
 
 
 def web(site: str, visitor: str, *, country: str = "FR", page: str = "/", events: int = 1, bot: bool = False) -> Any:
