@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("DEVSTACK_REUSE", "") == "1",
         help="use the stack of a running `make run` (.local/stack.json) instead of starting one",
     )
+    parser.addoption(
+        "--shuffle",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="run the tests in an order shuffled with SEED (the after-suite scans still run last); "
+        "the suite must pass in any order",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,9 +78,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     late = [item for item in items if item.get_closest_marker("after_suite") is not None]
-    if late:
-        early = [item for item in items if item.get_closest_marker("after_suite") is None]
-        items[:] = early + late
+    early = [item for item in items if item.get_closest_marker("after_suite") is None]
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        random.Random(seed).shuffle(early)
+    items[:] = early + late
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    seed = config.getoption("--shuffle")
+    return None if seed is None else f"test order shuffled with --shuffle {seed}"
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.policy("P4")
 
 CONFTEST = """
-from tests.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from tests.conftest import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 """
 
 TESTS = """
@@ -35,6 +35,8 @@ def test_first():
 def test_second():
     pass
 """
+
+MANY = "".join(f"def test_{n:02}():\n    pass\n\n" for n in range(12))
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +60,19 @@ def test_after_suite_tests_run_last(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     order = [line.split("::")[-1] for line in result.stdout.splitlines() if "::" in line]
     assert order == ["test_first", "test_second", "test_scan_everything"]
+
+
+def test_shuffle_reorders_the_tests_by_its_seed_and_keeps_the_scans_last(tmp_path: Path) -> None:
+    def order(*extra: str) -> list[str]:
+        (tmp_path / "test_many.py").write_text(MANY)
+        result = _run(tmp_path, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [line.split("::")[-1] for line in result.stdout.splitlines() if "::" in line]
+
+    plain, shuffled = order(), order("--shuffle", "3")
+    assert shuffled != plain and sorted(shuffled) == sorted(plain)
+    assert shuffled == order("--shuffle", "3"), "one seed, one order: a failing order can be replayed"
+    assert shuffled[-1] == plain[-1] == "test_scan_everything"
 
 
 def test_policy_ids_lists_covered_and_missing_ids(tmp_path: Path) -> None:
