@@ -113,7 +113,7 @@ billing_service: _ProcessWide[BillingService] = _ProcessWide(build_billing_servi
 
 def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
     """Data subject requests (privacy and admin functions); tests pass `publish=`, `mailer=`, `adapters=`…"""
-    from shared.adapters.storage import storage_client
+    from shared.adapters.storage import default_credentials, storage_client
     from shared.audit import AuditLog
     from shared.privacy.service import PrivacyService
     from shared.processors import processor_adapters
@@ -126,6 +126,7 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
         "publish": lambda: _publisher(config),
         "identity": lambda: identity_service,
         "adapters": lambda: lambda: processor_adapters(config),
+        "url_signer": lambda: default_credentials,
     }
     wired = _wire(adapters, overrides)
     audit = overrides.get("audit") or AuditLog(wired["db"], clock=clock)

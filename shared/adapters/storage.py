@@ -12,7 +12,11 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from typing import Any
 
+import google.auth
+import google.auth.credentials
+import google.auth.transport.requests
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
@@ -112,20 +116,31 @@ def read_chunks(blob: storage.Blob, chunk: int = CHUNK) -> Iterator[bytes]:
             yield data
 
 
-def signed_download_url(blob: storage.Blob, expires_in: timedelta, filename: str) -> str:
-    """A V4 signed GET URL. In Cloud Functions the runtime identity signs through the IAM signBlob API
-    (it needs roles/iam.serviceAccountTokenCreator on itself): no key file exists anywhere."""
-    import google.auth
-    import google.auth.transport.requests
+def signed_download_url(blob: storage.Blob, expires_in: timedelta, filename: str, credentials: Any) -> str:
+    """A V4 signed GET URL that makes the browser save the object as `filename`.
 
-    credentials, _ = google.auth.default()
+    Credentials holding a private key (a service-account key, as in tests) sign locally. The runtime
+    identity of Cloud Functions holds none: it signs through the IAM signBlob API with its access token
+    (it needs roles/iam.serviceAccountTokenCreator on itself), so no key file exists anywhere.
+    """
+    common: dict[str, Any] = {
+        "version": "v4",
+        "expiration": expires_in,
+        "method": "GET",
+        "response_disposition": f'attachment; filename="{filename}"',
+    }
+    if isinstance(credentials, google.auth.credentials.Signing):
+        return blob.generate_signed_url(credentials=credentials, **common)
     if not credentials.valid:
         credentials.refresh(google.auth.transport.requests.Request())
     return blob.generate_signed_url(
-        version="v4",
-        expiration=expires_in,
-        method="GET",
         service_account_email=getattr(credentials, "service_account_email", None),
         access_token=credentials.token,
-        response_disposition=f'attachment; filename="{filename}"',
+        **common,
     )
+
+
+def default_credentials() -> Any:
+    """The runtime identity (Application Default Credentials), for signing download URLs."""
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    return credentials

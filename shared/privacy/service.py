@@ -74,6 +74,7 @@ class PrivacyService:
         mailer: Mailer,
         publish: Publisher,
         audit: AuditLog,
+        url_signer: Callable[[], Any],
         clock: Clock = utcnow,
     ) -> None:
         self.db = db
@@ -84,6 +85,7 @@ class PrivacyService:
         self.mailer = mailer
         self.publish = publish
         self.audit = audit
+        self._url_signer = url_signer  # credentials that sign export download URLs (production only)
         self.clock = clock
 
     # -- documents ----------------------------------------------------------------------------------
@@ -255,7 +257,8 @@ class PrivacyService:
         blob = gcs.bucket(self.storage, export.get("bucket") or self.settings.exports_bucket).blob(export["object"])
         filename = f"wizyvision-export-{request.id}.zip"
         if self.settings.export_signed_urls:
-            url = gcs.signed_download_url(blob, min(SIGNED_URL_LIFETIME, expires_at - now), filename)
+            lifetime = min(SIGNED_URL_LIFETIME, expires_at - now)
+            url = gcs.signed_download_url(blob, lifetime, filename, self._url_signer())
             return flask.Response(status=303, headers={"Location": url})
         blob.reload()
         response = flask.Response(gcs.read_chunks(blob), status=200, content_type="application/zip")

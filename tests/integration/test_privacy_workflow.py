@@ -8,6 +8,7 @@ messages are captured instead of published, so the gateway's own worker never ra
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -15,8 +16,13 @@ import zipfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from google.oauth2 import service_account
 
 from shared import datamap
 from shared.bootstrap import build_identity_service, build_privacy_service, build_privacy_worker
@@ -56,7 +62,7 @@ FAST = {
 class Harness:
     """A privacy service and worker sharing fakes, a clock and a captured publisher."""
 
-    def __init__(self, stack: Any, adapters: list[FakeAdapter], **env: str) -> None:
+    def __init__(self, stack: Any, adapters: list[FakeAdapter], url_signer: Any = None, **env: str) -> None:
         self.config = settings(**{**FAST, **env})
         self.clock = Clock()
         self.sleep = Sleeper(self.clock)
@@ -75,7 +81,10 @@ class Harness:
             "mailer": self.mailer,
             "clock": self.clock,
         }
-        self.service: PrivacyService = build_privacy_service(self.config, identity=lambda: identity, **common)
+        signing = {"url_signer": lambda: url_signer} if url_signer is not None else {}
+        self.service: PrivacyService = build_privacy_service(
+            self.config, identity=lambda: identity, **signing, **common
+        )
         self.worker: PrivacyWorker = build_privacy_worker(
             self.config, sleep=self.sleep, monotonic=lambda: 0.0, **common
         )
@@ -463,6 +472,65 @@ def test_export_round_trip_and_only_its_holder_sees_it(stack: Any) -> None:
     with pytest.raises(Problem) as gone:
         h.service.download(seeded.principal, receipt["request_id"])
     assert gone.value.status == 410
+
+
+def _verify_v4_signature(url: str, public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    """Recompute the string a V4 signed URL signs (Cloud Storage's documented canonical request) and verify
+    its signature with the signer's public key; returns the URL's query parameters."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    signature = bytes.fromhex(params.pop("X-Goog-Signature"))
+    canonical_query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(params.items()))
+    canonical_request = "\n".join(
+        ["GET", parts.path, canonical_query, f"host:{parts.netloc}\n", "host", "UNSIGNED-PAYLOAD"]
+    )
+    scope = params["X-Goog-Credential"].split("/", 1)[1]
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    string_to_sign = "\n".join(["GOOG4-RSA-SHA256", params["X-Goog-Date"], scope, digest])
+    public_key.verify(signature, string_to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return params
+
+
+@pytest.mark.policy("P20")
+def test_in_production_an_export_is_served_as_a_short_lived_signed_url(stack: Any) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    signer = service_account.Credentials.from_service_account_info(
+        {
+            "type": "service_account",
+            "client_email": "privacy@demo-project.iam.gserviceaccount.com",
+            "private_key": pem.decode(),
+            "private_key_id": "test",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }
+    )
+    h = Harness(stack, fake_adapters(), url_signer=signer, EXPORT_SIGNED_URLS="true")
+    seeded, other = h.seed(), h.seed(files=())
+    receipt = h.service.create_request(seeded.principal, "export", None, "203.0.113.5", "UA")
+    assert h.worker.run(receipt["request_id"]) == "completed"
+    export = (h.request_doc(receipt["request_id"]) or {})["export"]
+
+    response = h.service.download(seeded.principal, receipt["request_id"])
+    assert response.status_code == 303 and not response.response
+    params = _verify_v4_signature(response.headers["Location"], key.public_key())
+    assert urlsplit(response.headers["Location"]).path == f"/{export['bucket']}/{export['object']}"
+    assert params["X-Goog-Expires"] == "900", "15 minutes"
+    longer = response.headers["Location"].replace("X-Goog-Expires=900", "X-Goog-Expires=90000")
+    with pytest.raises(InvalidSignature):
+        _verify_v4_signature(longer, key.public_key())
+    assert params["X-Goog-Credential"].startswith("privacy@demo-project.iam.gserviceaccount.com/")
+    filename = f"wizyvision-export-{receipt['request_id']}.zip"
+    assert params["response-content-disposition"] == f'attachment; filename="{filename}"'
+
+    # Five minutes before the export is deleted, the link lives five minutes, not fifteen.
+    h.clock.advance(days=7, seconds=-300)
+    params = _verify_v4_signature(
+        h.service.download(seeded.principal, receipt["request_id"]).headers["Location"], key.public_key()
+    )
+    assert params["X-Goog-Expires"] == "300"
+    with pytest.raises(Problem) as hidden:
+        h.service.download(other.principal, receipt["request_id"])
+    assert hidden.value.status == 404, "another account gets no link (P20)"
 
 
 @pytest.mark.policy("P26")
