@@ -207,7 +207,13 @@ class PrivacyWorker:
                 return request.status
             step = self._next_step(request, now)
             if step is not None:
-                self._run_step(request, step, owner)
+                try:
+                    self._run_step(request, step, owner)
+                except LeaseLost:
+                    # Another worker holds the request now, or it is gone (an erasure deletes the account's
+                    # requests): either way this run is over, and a redelivery would find nothing to do.
+                    log.info("privacy run ended: lease lost", request_id=request_id, step=step.name)
+                    return None
                 continue
             if all(s.terminal for s in request.steps.values()):
                 return self._finish(request, owner)
@@ -479,6 +485,13 @@ class PrivacyWorker:
             f"{archive.staging_prefix(request.account_id, request.id)}{adapter.name}.json"
         )
         blob.upload_from_string(archive.dumps(held), content_type="application/json")
+        # An erasure may have run while the processor answered, emptying the exports bucket before this
+        # upload: what was just written must not outlive it. (It began by marking the account, so a check
+        # after the upload sees it whenever the erasure's own delete could have run before the upload.)
+        if self._erasing(request.account_id):
+            with contextlib.suppress(gexc.NotFound):
+                blob.delete()
+            return Outcome(FAILED, "the account is being erased: what the processor held was not kept")
         return Outcome(DONE, "held data collected" if held.get("found", True) else "holds nothing")
 
     def _erasing(self, account_id: str) -> bool:

@@ -579,3 +579,27 @@ def test_an_export_never_outlives_an_erasure_that_started_meanwhile(stack: Any) 
     left = list(h.storage.list_blobs(h.config.exports_bucket, prefix=f"exports/{seeded.account.id}/{request_id}"))
     assert left == []
     h.db.collection(PRIVACY_REQUESTS).document(request_id).update({"status": "cancelled"})  # leave no open request
+
+
+@pytest.mark.policy("P28")
+def test_a_processor_export_in_flight_when_an_erasure_runs_leaves_nothing_behind(stack: Any) -> None:
+    """The whole erasure runs while a processor's export call is on the wire: what that call then brings
+    back must not land in the exports bucket after the erasure emptied it."""
+    h = Harness(stack, fake_adapters())
+    seeded, dpo = h.seed(), h.staff("dpo")
+    export_id = h.service.create_request(seeded.principal, "export", None, "203.0.113.5", "UA")["request_id"]
+    first = h.adapters[0]
+    erased: list[str] = []
+
+    def export_during_erasure(subject: Any) -> dict[str, Any]:
+        if not erased:
+            receipt = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "Asked by post")
+            erased.append(h.worker.run(receipt["request_id"]))
+        return FakeAdapter.export(first, subject)
+
+    first.export = export_during_erasure  # type: ignore[method-assign]
+    h.worker.run(export_id)
+
+    assert erased == ["completed"]
+    left = remaining(h.db, h.storage, h.config, seeded.account.id)
+    assert not any(left.values()), f"data left behind: { {k: v for k, v in left.items() if v} }"
