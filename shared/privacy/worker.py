@@ -68,7 +68,14 @@ from shared.privacy.model import (
     PrivacyRequest,
     Step,
 )
-from shared.privacy.places import Outcome, delete_documents, erase_firestore_place, erase_storage_place
+from shared.privacy.places import (
+    Outcome,
+    bucket_name,
+    delete_documents,
+    erase_firestore_place,
+    erase_storage_place,
+    storage_prefix,
+)
 from shared.processors import ProcessorAdapter, ProcessorError, Subject
 
 log = get_logger(__name__)
@@ -78,6 +85,10 @@ Publisher = Callable[[str, dict[str, Any]], None]
 
 BILLING_ACCOUNTS = "billing_accounts"  # where billing keeps the Stripe customer id of an account (issue 3)
 RUN_BUDGET = timedelta(minutes=7)  # stop and hand over before the function's 9-minute timeout
+# How long after an erasure the scheduled check still sweeps the account's storage places for late writes:
+# longer than Pub/Sub redelivers a message (7 days), so a product event retried for days finds its archive
+# prefix swept again after it lands.
+LATE_WRITE_WINDOW = timedelta(days=8)
 
 
 class PrivacyJob(BaseModel):
@@ -656,5 +667,34 @@ class PrivacyWorker:
             if lease_free and due:
                 self.publish(TOPIC, {"kind": "run", "request_id": request.id})
                 counts["woken"] += 1
+        counts["swept"] = self.sweep_after_erasures(now)
         log.info("privacy check", **counts)
         return counts
+
+    def sweep_after_erasures(self, now: datetime) -> int:
+        """Delete what reached an erased account's storage places after its erasure (P11).
+
+        Writers that run apart from the erasure can land after it: a product event delivered late
+        (the aggregator may only create objects, never delete them), an export step that was in flight.
+        Each check sweeps the places of the accounts erased within `LATE_WRITE_WINDOW`; it returns how
+        many objects it deleted.
+        """
+        swept = 0
+        recent = FieldFilter("completed_at", ">=", now - LATE_WRITE_WINDOW)
+        records = self.db.collection(DELETION_RECORDS).where(filter=recent).stream()
+        erased = {str((snap.to_dict() or {}).get("account_id") or "") for snap in records}
+        for account_id in sorted(erased - {""}):
+            if self._account(account_id) is not None:  # not erased after all (an incomplete record): leave it
+                continue
+            for place in datamap.STORAGE:
+                if place.erasure == "delete" and (name := bucket_name(self.settings, place)):
+                    deleted = gcs.delete_prefix(gcs.bucket(self.storage, name), storage_prefix(place, account_id))
+                    if deleted:
+                        log.warning(
+                            "late writes after an erasure deleted",
+                            account_id=account_id,
+                            bucket_setting=place.bucket_setting,
+                            objects=deleted,
+                        )
+                    swept += deleted
+        return swept

@@ -332,6 +332,37 @@ def test_a_long_retry_wait_is_left_to_the_scheduled_check(stack: Any) -> None:
     assert h.worker.run(request_id) == "completed"
 
 
+@pytest.mark.policy("P11")
+def test_the_scheduled_check_sweeps_writes_that_land_after_an_erasure(stack: Any) -> None:
+    """A product event delivered days late is archived under an account erased meanwhile (the aggregator
+    may only create objects): the next scheduled check deletes it, for 8 days after the erasure."""
+    h = Harness(stack, fake_adapters())
+    erased, kept, dpo = h.seed(files=()), h.seed(files=()), h.staff("dpo")
+    receipt = h.service.start_dpo_erasure(dpo.account.id, erased.account.id, "Asked by post")
+    assert h.worker.run(receipt["request_id"]) == "completed"
+    archive_bucket = h.storage.bucket(h.config.telemetry_archive_bucket)
+
+    def late_event(account_id: str, n: int) -> str:
+        name = f"product-events/account={account_id}/dt=2026-11-30/late-{n}.ndjson"
+        archive_bucket.blob(name).upload_from_string(b'{"name": "report.exported"}\n')
+        return name
+
+    late = late_event(erased.account.id, 1)
+    alive = late_event(kept.account.id, 1)
+    h.clock.advance(days=3)
+    assert h.worker.tick()["swept"] >= 1
+    assert not archive_bucket.blob(late).exists(), "swept"
+    assert archive_bucket.blob(alive).exists(), "a live account's events are left alone"
+
+    # Once no redelivery can come any more, the erased account is no longer swept.
+    h.clock.advance(days=6)
+    later = late_event(erased.account.id, 2)
+    h.worker.tick()
+    assert archive_bucket.blob(later).exists()
+    archive_bucket.blob(later).delete()
+    archive_bucket.blob(alive).delete()
+
+
 # -- the account holder's erasure: re-authentication, grace period, cancellation ------------------------
 
 
