@@ -136,7 +136,9 @@ class AccountLookup:
         if hit and now - hit[0] < self._ttl:
             return hit[1], hit[2]
         db = self._db()
-        exists = db.collection(self.ACCOUNTS).document(account_id).get(field_paths=["status"]).exists
+        account = db.collection(self.ACCOUNTS).document(account_id).get(field_paths=["status"])
+        # An account being erased is gone already: nothing more is archived under it.
+        exists = account.exists and (account.to_dict() or {}).get("status") != "erasing"
         snap = db.collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
         plan = (snap.to_dict() or {}).get("plan") if snap.exists else None
         tier = plan if plan in PLAN_TIERS else ("free" if plan is None else "other")

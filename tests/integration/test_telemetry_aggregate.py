@@ -170,15 +170,19 @@ def test_product_events_are_archived_raw_with_the_plan(settings: Settings, db: f
 
 
 @pytest.mark.policy("P11")
+@pytest.mark.parametrize("account_status", [None, "erasing"], ids=["erased", "being-erased"])
 def test_a_late_message_of_an_erased_account_is_counted_but_not_archived(
-    settings: Settings, db: firestore.Client
+    settings: Settings, db: firestore.Client, account_status: str | None
 ) -> None:
     account_id = f"acc_{secrets.token_hex(6)}"  # no account document: erased (or never existed)
+    if account_status is not None:
+        db.collection("accounts").document(account_id).set({"status": account_status})
     aggregator = bootstrap.build_telemetry_aggregate_service(settings, clock=lambda: NOW)
     folded = aggregator.fold(str(random.randrange(10**15)), product_message(account_id))
     assert folded.applied and folded.events == 1, "counted (the counters hold no account)"
     bucket = storage_client(settings.project_id).bucket(settings.telemetry_archive_bucket)
     assert not list(bucket.list_blobs(prefix=f"product-events/account={account_id}/")), "not archived (P11)"
+    db.collection("accounts").document(account_id).delete()
 
 
 def test_daily_salts_are_shared_random_and_expire_after_48_hours(settings: Settings, db: firestore.Client) -> None:
