@@ -129,6 +129,8 @@ class Settings:
     erasure_grace_hours: int = 24
     export_retention_days: int = 7
     export_signed_urls: bool = False
+    # Days that backups (Firestore point-in-time recovery) still hold erased data; said in the deletion mail.
+    backup_window_days: int = 0
     privacy_step_max_attempts: int = 5
     privacy_retry_base_seconds: int = 30
     privacy_retry_max_seconds: int = 3600
@@ -221,6 +223,7 @@ class Settings:
             erasure_grace_hours=grace_hours,
             export_retention_days=export_days,
             export_signed_urls=_bool(env, "EXPORT_SIGNED_URLS", app_env != LOCAL),
+            backup_window_days=max(0, _int(env, "BACKUP_WINDOW_DAYS", 0)),
             privacy_step_max_attempts=max(1, _int(env, "PRIVACY_STEP_MAX_ATTEMPTS", 5)),
             privacy_retry_base_seconds=max(0, _int(env, "PRIVACY_RETRY_BASE_SECONDS", 30)),
             privacy_retry_max_seconds=max(0, _int(env, "PRIVACY_RETRY_MAX_SECONDS", 3600)),

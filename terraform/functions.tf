@@ -179,6 +179,8 @@ locals {
     DPO_EMAIL              = var.dpo_email
     SUPPORT_EMAIL          = var.support_email
     LOG_LEVEL              = var.log_level
+    # Point-in-time recovery keeps 7 days of earlier document versions: the deletion mail says so.
+    BACKUP_WINDOW_DAYS = var.firestore_point_in_time_recovery ? "7" : "0"
   }
 }
 

@@ -18,6 +18,12 @@ variable "region" {
   }
 }
 
+variable "firestore_point_in_time_recovery" {
+  description = "Keep 7 days of earlier document versions for disaster recovery (erased data stays that long in them; the deletion mail says so). The DPO's call."
+  type        = bool
+  default     = true
+}
+
 variable "firestore_location" {
   description = "Firestore location: the EU multi-region eur3 (europe-west1 + europe-west4) or a European region."
   type        = string

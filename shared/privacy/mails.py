@@ -43,16 +43,22 @@ def erasure_started(to: str, first_name: str, request_id: str, by_dpo: bool) -> 
     )
 
 
-def erasure_completed(to: str, first_name: str, request_id: str) -> Mail:
+def erasure_completed(to: str, first_name: str, request_id: str, backup_window_days: int = 0) -> Mail:
+    backups = (
+        f" Our database backups, which exist only to recover from a disaster and are never restored for one "
+        f"account, still hold earlier copies for up to {backup_window_days} days; then those copies are gone too."
+        if backup_window_days > 0
+        else ""
+    )
     return Mail(
         to=to,
         subject="Your account has been deleted",
         category="privacy",
         text=(
             f"Hello {first_name},\n\nYour WizyVision account and the data associated with it have been deleted "
-            f"(request {request_id}), in our systems and at our processors. We keep only a record that the deletion "
-            "was done, which holds no name, email address or IP address. This address can be used to create a new "
-            "account at any time."
+            f"(request {request_id}), in our systems and at our processors.{backups} We keep only a record that the "
+            "deletion was done, which holds no name, email address or IP address. This address can be used to "
+            "create a new account at any time."
         ),
     )
 

@@ -470,7 +470,9 @@ class PrivacyWorker:
         data = request.subject or {}
         if not data.get("email"):
             return Outcome(SKIPPED, "no address to notify")
-        self.mailer.send(mails.erasure_completed(str(data["email"]), str(data.get("first_name") or ""), request.id))
+        first_name = str(data.get("first_name") or "")
+        backups = self.settings.backup_window_days
+        self.mailer.send(mails.erasure_completed(str(data["email"]), first_name, request.id, backups))
         return Outcome(DONE, "completion mail sent")
 
     # -- export steps ------------------------------------------------------------------------------

@@ -339,7 +339,8 @@ def test_firestore_is_native_protected_recoverable_and_in_the_eu() -> None:
     assert db["name"] == "(default)"
     assert db["type"] == "FIRESTORE_NATIVE"
     assert db["delete_protection_state"] == "DELETE_PROTECTION_ENABLED"
-    assert db["point_in_time_recovery_enablement"] == "POINT_IN_TIME_RECOVERY_ENABLED"
+    assert "POINT_IN_TIME_RECOVERY_ENABLED" in db["point_in_time_recovery_enablement"]
+    assert cfg.variables["firestore_point_in_time_recovery"]["default"] is True
     assert db["location_id"] == "${var.firestore_location}"
     default = cfg.variables["firestore_location"]["default"]
     assert default == "eur3" or default.startswith("europe-"), "Firestore stays in the EU"
@@ -607,3 +608,13 @@ def test_terraform_fmt() -> None:
     assert result.returncode == 0, (
         f"terraform fmt -check failed; run `terraform fmt -recursive terraform/`\n{result.stdout}"
     )
+
+
+@pytest.mark.policy("P11")
+def test_the_deletion_mail_states_the_backup_window_that_terraform_configures() -> None:
+    cfg = config()
+    enablement = cfg.resource("google_firestore_database", "default")["point_in_time_recovery_enablement"]
+    window = cfg.locals["common_env"]["BACKUP_WINDOW_DAYS"]
+    # One variable decides both: the backups kept and what the deletion mail says of them.
+    assert "var.firestore_point_in_time_recovery" in enablement and "var.firestore_point_in_time_recovery" in window
+    assert '"7"' in window and '"0"' in window

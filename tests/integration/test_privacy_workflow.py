@@ -122,7 +122,7 @@ def _alerts(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]
 
 @pytest.mark.policy("P28")
 def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_data(stack: Any) -> None:
-    h = Harness(stack, fake_adapters())
+    h = Harness(stack, fake_adapters(), BACKUP_WINDOW_DAYS="7")
     seeded, dpo = h.seed(undeclared_subcollection=True), h.staff("dpo")
     before = remaining(h.db, h.storage, h.config, seeded.account.id)
     assert all(before[f"firestore:{c}"] for c in seeded.places if f"firestore:{c}" in before), before
@@ -162,6 +162,11 @@ def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_da
     # The account holder was told, at the start (DPO erasure) and at the end.
     subjects = [m.subject for m in h.mailer.to(seeded.account.email)]
     assert subjects[:2] == ["Your account is being deleted", "Your account has been deleted"]
+    # ...including how long disaster-recovery backups still hold earlier copies.
+    assert (
+        "backups" in h.mailer.to(seeded.account.email)[1].text
+        and "up to 7 days" in h.mailer.to(seeded.account.email)[1].text
+    )
     # The DPO sees the record.
     assert any(r["request_id"] == receipt["request_id"] for r in h.service.deletion_records())
 
