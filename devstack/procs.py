@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +124,20 @@ _LOOPBACK_CLASHES = {
 }
 
 
+def listening_inodes(port: int, table_lines: Iterable[str]) -> set[str]:
+    """Socket inodes of the rows of /proc/net/tcp{,6} that listen on `port` where it clashes with 127.0.0.1."""
+    inodes: set[str] = set()
+    for line in table_lines:
+        parts = line.split()
+        if len(parts) < 10 or ":" not in parts[1]:
+            continue  # the header, or a row this kernel spells differently
+        local, state, inode = parts[1], parts[3], parts[9]
+        address, _, hex_port = local.rpartition(":")
+        if state == "0A" and int(hex_port, 16) == port and address in _LOOPBACK_CLASHES and inode != "0":
+            inodes.add(inode)
+    return inodes
+
+
 def port_owner(port: int) -> int | None:
     """Pid of a process listening on TCP ``127.0.0.1:port`` (or a wildcard that covers it), via /proc.
 
@@ -132,16 +146,8 @@ def port_owner(port: int) -> int | None:
     """
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            local, state, inode = parts[1], parts[3], parts[9]
-            address, _, hex_port = local.rpartition(":")
-            if state == "0A" and int(hex_port, 16) == port and address in _LOOPBACK_CLASHES and inode != "0":
-                inodes.add(inode)
+        with contextlib.suppress(OSError):
+            inodes |= listening_inodes(port, Path(table).read_text().splitlines())
     if not inodes:
         return None
     targets = {f"socket:[{inode}]" for inode in inodes}
