@@ -8,6 +8,7 @@ Deletions go in batches (one HTTP round trip per 100 objects), reads and writes 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -140,7 +141,9 @@ def signed_download_url(blob: storage.Blob, expires_in: timedelta, filename: str
     )
 
 
+@functools.cache
 def default_credentials() -> Any:
-    """The runtime identity (Application Default Credentials), for signing download URLs."""
+    """The runtime identity (Application Default Credentials), for signing download URLs: looked up once per
+    process; `signed_download_url` refreshes its token when it expires."""
     credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     return credentials

@@ -150,13 +150,20 @@ def storage_prefix(place: datamap.StoragePlace, account_id: str) -> str:
     return place.prefix.format(account_id=account_id)
 
 
+def delete_account_objects(client: Any, settings: Settings, place: datamap.StoragePlace, account_id: str) -> int | None:
+    """Delete every object of the account in a place; how many, or None when its bucket is not configured."""
+    name = bucket_name(settings, place)
+    if not name:
+        return None
+    return gcs.delete_prefix(gcs.bucket(client, name), storage_prefix(place, account_id))
+
+
 def erase_storage_place(client: Any, settings: Settings, place: datamap.StoragePlace, account_id: str) -> Outcome:
     if place.erasure == "keep":
         return Outcome("skipped", f"kept: {place.reason}")
     if place.erasure != "delete":
         return Outcome("failed", f"{place.bucket_setting}: erasure {place.erasure!r} is not supported for objects")
-    name = bucket_name(settings, place)
-    if not name:
+    deleted = delete_account_objects(client, settings, place, account_id)
+    if deleted is None:
         return Outcome("failed", f"{place.bucket_setting} is not configured")
-    deleted = gcs.delete_prefix(gcs.bucket(client, name), storage_prefix(place, account_id))
     return Outcome("done", f"{deleted} objects deleted") if deleted else Outcome("not_found", "nothing held")

@@ -70,11 +70,10 @@ from shared.privacy.model import (
 )
 from shared.privacy.places import (
     Outcome,
-    bucket_name,
+    delete_account_objects,
     delete_documents,
     erase_firestore_place,
     erase_storage_place,
-    storage_prefix,
 )
 from shared.processors import ProcessorAdapter, ProcessorError, Subject
 
@@ -688,15 +687,14 @@ class PrivacyWorker:
         for account_id in sorted(erased - {""}):
             if self._account(account_id) is not None:  # not erased after all (an incomplete record): leave it
                 continue
-            for place in datamap.STORAGE:
-                if place.erasure == "delete" and (name := bucket_name(self.settings, place)):
-                    deleted = gcs.delete_prefix(gcs.bucket(self.storage, name), storage_prefix(place, account_id))
-                    if deleted:
-                        log.warning(
-                            "late writes after an erasure deleted",
-                            account_id=account_id,
-                            bucket_setting=place.bucket_setting,
-                            objects=deleted,
-                        )
-                    swept += deleted
+            for place in (p for p in datamap.STORAGE if p.erasure == "delete"):
+                deleted = delete_account_objects(self.storage, self.settings, place, account_id) or 0
+                if deleted:
+                    log.warning(
+                        "late writes after an erasure deleted",
+                        account_id=account_id,
+                        bucket_setting=place.bucket_setting,
+                        objects=deleted,
+                    )
+                swept += deleted
         return swept

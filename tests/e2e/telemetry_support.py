@@ -10,7 +10,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,9 +47,9 @@ def new_site() -> str:
     return f"t{secrets.token_hex(5)}.test"
 
 
-def visitor(base_url: str, ip: str, agent: str, token: str | None = None) -> Client:
+def visitor(base_url: str, ip: str, agent: str, token: str | None = None, build: str | None = None) -> Client:
     """A client with a distinct build of its user agent (so each visitor's UA string is unique and traceable)."""
-    ua = f"{agent} tv/{secrets.token_hex(3)}" if "Googlebot" not in agent else agent
+    ua = f"{agent} tv/{build or secrets.token_hex(3)}" if "Googlebot" not in agent else agent
     USED_IPS.add(ip)
     USED_AGENTS.add(ua)
     return Client(base_url, ip=ip, user_agent=ua, token=token)
@@ -72,16 +72,14 @@ class SiteVisitors:
         self.hashes: list[str] = []
 
     def visitor(self, ip: str, agent: str) -> Client:
-        agents: list[str] = []
+        builds: list[str] = []
 
         def hash_of(_attempt: int) -> str:
-            agents.append(f"{agent} tv/{secrets.token_hex(3)}")
-            return visitor_hash(self.salt, ip, agents[-1], self.site)
+            builds.append(secrets.token_hex(3))
+            return visitor_hash(self.salt, ip, f"{agent} tv/{builds[-1]}", self.site)
 
         self.hashes.append(self.drawn.draw(hash_of))
-        USED_IPS.add(ip)
-        USED_AGENTS.update(agents)
-        return Client(self.base_url, ip=ip, user_agent=agents[-1])
+        return visitor(self.base_url, ip, agent, build=builds[-1])
 
     def registers(self) -> dict[int, int]:
         return sketches.merge(sketches.add({}, h, sketches.SITE_P) for h in self.hashes)
@@ -89,14 +87,7 @@ class SiteVisitors:
 
 def site_registers(stack: Any, site: str) -> dict[int, int]:
     """The web visitor sketch of a site as stored, all days and parts merged."""
-    query = db(stack).collection("telemetry_counters").where(filter=firestore.FieldFilter("site", "==", site))
-    stored = [snap.to_dict() or {} for snap in query.stream()]
-    return sketches.merge(
-        sketches.load(cell.get("r"))
-        for doc in stored
-        if doc.get("dim") == "visitors" and doc.get("stream") == "web"
-        for cell in (doc.get("cells") or {}).values()
-    )
+    return sketches.merge(sketches.load(cell.get("r")) for _, cell in counter_cells(stack, "web", site, "visitors"))
 
 
 def send(client: Client, site: str | None, events: list[Any]) -> requests.Response:
@@ -110,15 +101,20 @@ def db(stack: Any) -> firestore.Client:
     return firestore.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"])
 
 
-def counters(stack: Any, stream: str, site: str, dim: str) -> dict[str, int]:
-    """value -> events of a dimension of a site, all days and parts added up."""
-    found: dict[str, int] = {}
+def counter_cells(stack: Any, stream: str, site: str, dim: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(value, cell) of every stored counter document of a dimension of a site, all days and parts."""
     query = db(stack).collection("telemetry_counters").where(filter=firestore.FieldFilter("site", "==", site))
     for snap in query.stream():
         doc = snap.to_dict() or {}
         if doc.get("dim") == dim and doc.get("stream") == stream:
-            for value, cell in (doc.get("cells") or {}).items():
-                found[value] = found.get(value, 0) + int(cell.get("n", 0))
+            yield from (doc.get("cells") or {}).items()
+
+
+def counters(stack: Any, stream: str, site: str, dim: str) -> dict[str, int]:
+    """value -> events of a dimension of a site, all days and parts added up."""
+    found: dict[str, int] = {}
+    for value, cell in counter_cells(stack, stream, site, dim):
+        found[value] = found.get(value, 0) + int(cell.get("n", 0))
     return found
 
 
