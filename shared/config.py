@@ -106,6 +106,7 @@ class Settings:
     client_ip_source: str = "first-hop"
     bcrypt_cost: int = 12
     session_idle_minutes: int = 30
+    reauth_minutes: int = 10  # a step-up re-authentication counts this long (P25)
     session_absolute_hours: int = 12
     verification_token_minutes: int = 60
     reset_token_minutes: int = 60
@@ -205,6 +206,7 @@ class Settings:
             bcrypt_cost=cost,
             client_ip_source=ip_source,
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
+            reauth_minutes=_int(env, "REAUTH_MINUTES", 10),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12),
             cors_allowed_origins=origins,
             telemetry_sites=_telemetry_sites(env, app_env),

@@ -146,6 +146,18 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         reason="Not exported: hashes of links that expire within the hour.",
     ),
     FirestorePlace(
+        "pending_signups",
+        category="profile",
+        purpose="Sign-ups waiting for their address to be confirmed: names, address and password hash (P16)",
+        account_field=None,
+        export=False,
+        erasure="expire",
+        retention=timedelta(hours=1),
+        ttl_field="expires_at",
+        reason="Not tied to any account (none exists until the address is confirmed); deleted when the "
+        "address gets an account, otherwise removed by TTL once the link expires.",
+    ),
+    FirestorePlace(
         "security_events",
         category="security_events",
         purpose="Protect accounts and stop abuse: sign-ins, failures, lockouts (P22)",

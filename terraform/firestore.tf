@@ -19,6 +19,7 @@ locals {
   firestore_ttl_fields = {
     "sessions.expires_at"              = { collection = "sessions", field = "expires_at" }
     "verification_tokens.expires_at"   = { collection = "verification_tokens", field = "expires_at" }
+    "pending_signups.expires_at"       = { collection = "pending_signups", field = "expires_at" }
     "security_events.expire_at"        = { collection = "security_events", field = "expire_at" }
     "signin_throttle.expire_at"        = { collection = "signin_throttle", field = "expire_at" }
     "idempotency_records.expire_at"    = { collection = "idempotency_records", field = "expire_at" }

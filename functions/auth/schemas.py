@@ -17,6 +17,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Token = Annotated[str, Field(min_length=1, max_length=256)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=32)]
+IdToken = Annotated[str, Field(min_length=1, max_length=8192)]
 
 
 def _lower(value: str) -> str:
@@ -46,6 +47,25 @@ class TokenBody(Strict):
     token: Token
 
 
+class ConfirmSignupBody(Strict):
+    """The link's token and the password chosen at sign-up (P16)."""
+
+    token: Token
+    password: Password
+
+
+class ProofFields(Strict):
+    """Step-up re-authentication (P25): one of these proves the holder is at the keyboard now."""
+
+    current_password: Password | None = None
+    google_id_token: IdToken | None = None
+    totp_code: Code | None = None
+
+
+class ProofBody(ProofFields):
+    pass
+
+
 class SigninBody(Strict):
     email: Email
     password: Password
@@ -54,17 +74,18 @@ class SigninBody(Strict):
 
 
 class GoogleBody(Strict):
-    id_token: Annotated[str, Field(min_length=1, max_length=8192)]
+    id_token: IdToken
 
 
-class ChangePasswordBody(Strict):
-    current_password: Password
+class ChangePasswordBody(ProofFields):
     new_password: Password
 
 
 class ResetPasswordBody(Strict):
     token: Token
     new_password: Password
+    totp_code: Code | None = None
+    recovery_code: Code | None = None
 
 
 class BillingContactBody(Strict):
@@ -79,17 +100,12 @@ class BillingContactBody(Strict):
     vat_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
 
 
-class ProfilePatch(Strict):
+class ProfilePatch(ProofFields):
     first_name: Name | None = None
     last_name: Name | None = None
     billing_contact: BillingContactBody | None = None
     email: Email | None = None
-    current_password: Password | None = None
 
 
-class TotpCodeBody(Strict):
+class TotpCodeBody(ProofFields):
     code: Code
-
-
-class PasswordBody(Strict):
-    current_password: Password

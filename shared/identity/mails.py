@@ -8,14 +8,16 @@ from shared.adapters.mail import Mail
 
 
 def verification(to: str, first_name: str, base_url: str, token: str, minutes: int) -> Mail:
-    link = f"{base_url}/auth/verify-email?token={quote(token)}"
+    # The token rides in the fragment (#token=), which browsers never send to a server: no log holds it.
+    link = f"{base_url}/auth/verify-email#token={quote(token)}"
     return Mail(
         to=to,
         subject="Confirm your email address",
         category="security",
         text=(
             f"Hello {first_name},\n\nConfirm that this address is yours to finish creating your WizyVision "
-            f"account:\n\n{link}\n\nThe link works once and expires in {minutes} minutes. "
+            f"account. The page asks for the password you chose when you signed up:\n\n{link}\n\n"
+            f"The link works once and expires in {minutes} minutes. "
             "If you did not sign up, ignore this message: no account will be usable without it."
         ),
     )
@@ -29,14 +31,14 @@ def already_registered(to: str, first_name: str, base_url: str) -> Mail:
         text=(
             f"Hello {first_name},\n\nSomeone just tried to create a WizyVision account with this email "
             "address, which already has an account. If it was you, sign in instead; if you forgot your "
-            f"password, reset it at {base_url}/auth/password/forgot.\n\nIf it was not you, you can ignore this "
-            "message: nothing has changed on your account."
+            f"password, reset it here:\n\n{base_url}/auth/reset-password\n\nIf it was not you, you can ignore "
+            "this message: nothing has changed on your account."
         ),
     )
 
 
 def email_change(to: str, first_name: str, base_url: str, token: str, minutes: int) -> Mail:
-    link = f"{base_url}/auth/verify-email?token={quote(token)}"
+    link = f"{base_url}/auth/confirm-email-change#token={quote(token)}"
     return Mail(
         to=to,
         subject="Confirm your new email address",
@@ -87,7 +89,7 @@ def password_changed(to: str, first_name: str) -> Mail:
 
 
 def password_reset(to: str, first_name: str, app_url: str, token: str, minutes: int) -> Mail:
-    link = f"{app_url}/reset-password?token={quote(token)}"
+    link = f"{app_url}/auth/reset-password#token={quote(token)}"
     return Mail(
         to=to,
         subject="Reset your password",
@@ -109,5 +111,32 @@ def second_factor_changed(to: str, first_name: str, enabled: bool) -> Mail:
         text=(
             f"Hello {first_name},\n\nTwo-step verification was just {state} for your WizyVision account. "
             "If this was not you, change your password now."
+        ),
+    )
+
+
+def google_linked(to: str, first_name: str, ip: str, user_agent: str, base_url: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Google sign-in was linked to your account",
+        category="security",
+        text=(
+            f"Hello {first_name},\n\nA Google account with this address was just used to sign in to your "
+            f"WizyVision account, and is now linked to it.\n\nIP address: {ip}\nDevice: {user_agent or 'unknown'}"
+            "\n\nIf this was you, there is nothing to do. If not, reset your password now "
+            f"({base_url}/auth/reset-password) and contact support: every session ends when you do."
+        ),
+    )
+
+
+def second_factor_removed_by_staff(to: str, first_name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Two-step verification removed by support",
+        category="security",
+        text=(
+            f"Hello {first_name},\n\nAt your request, our support team removed two-step verification from "
+            "your WizyVision account, and every session was signed out. Turn it on again from your security "
+            "settings. If you did not ask for this, contact support at once."
         ),
     )

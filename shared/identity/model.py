@@ -11,6 +11,7 @@ ACCOUNT_EMAILS = "account_emails"
 GOOGLE_IDENTITIES = "google_identities"
 SESSIONS = "sessions"
 VERIFICATION_TOKENS = "verification_tokens"
+PENDING_SIGNUPS = "pending_signups"
 SECURITY_EVENTS = "security_events"
 SIGNIN_THROTTLE = "signin_throttle"
 
@@ -112,7 +113,8 @@ class SessionRecord:
     ip: str
     user_agent: str
     method: str
-    authenticated_at: datetime
+    authenticated_at: datetime  # when the holder signed in (for Google: Google's auth_time)
+    reauthenticated_at: datetime | None = None  # the last step-up (password, Google or second factor)
 
     @classmethod
     def from_doc(cls, token_hash: str, data: dict[str, Any]) -> SessionRecord:
@@ -127,6 +129,7 @@ class SessionRecord:
             user_agent=data.get("user_agent", ""),
             method=data.get("method", "password"),
             authenticated_at=data.get("authenticated_at") or data["created_at"],
+            reauthenticated_at=data.get("reauthenticated_at"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -145,6 +148,32 @@ class SessionRecord:
             "method": self.method,
             "current": current,
         }
+
+
+@dataclass
+class PendingSignup:
+    """A sign-up waiting for its address to be confirmed (P16): no account exists before that.
+
+    It keeps the password hash of the person who signed up, so that confirming the address
+    activates only the password that person typed, never one chosen by someone else.
+    """
+
+    email: str
+    first_name: str
+    last_name: str
+    password_hash: str
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_doc(cls, data: dict[str, Any]) -> PendingSignup:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_doc(self) -> dict[str, Any]:
+        from shared.identity.tokens import email_key
+
+        return {**asdict(self), "email_key": email_key(self.email)}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@
   failure locks the key until the oldest of them is an hour old.
 A locked key answers 429 with Retry-After without looking at the password, so a locked attempt is
 not a failure and cannot extend its own lock.
+
+Every attempt is counted *before* it is judged (`reserve_attempt`, in the same transaction as the
+check), as if it failed; a success then takes its own attempt back (`undo_attempt`) or clears the
+account's key. So parallel guesses cannot all pass a check made before any of them was counted:
+under any concurrency at most WINDOW_LIMIT attempts per key are judged in a window.
 """
 
 from __future__ import annotations
@@ -76,6 +81,19 @@ def record_failure(state: ThrottleState, now: datetime) -> tuple[ThrottleState, 
         locked_until = max(filter(None, [locked_until, until]))
         locked = True
     return ThrottleState(failures=recent, lockouts=lockouts, locked_until=locked_until), locked
+
+
+def reserve_attempt(state: ThrottleState, now: datetime) -> tuple[ThrottleState, bool]:
+    """Count an attempt before it is judged (it counts as a failure until `undo_attempt`)."""
+    return record_failure(state, now)
+
+
+def undo_attempt(state: ThrottleState, at: datetime) -> ThrottleState:
+    """Take back one attempt reserved at `at` that succeeded (a lock it caused stays: it errs safe)."""
+    failures = list(state.failures)
+    if at in failures:
+        failures.remove(at)
+    return ThrottleState(failures=failures, lockouts=state.lockouts, locked_until=state.locked_until)
 
 
 def record_success(state: ThrottleState) -> ThrottleState:
