@@ -68,6 +68,12 @@ resource "google_compute_url_map" "https" {
         service = google_compute_backend_service.fn[path_rule.key].id
       }
     }
+
+    # The API's contract and its problem type pages (problem+json `type` URIs), served by api-docs.
+    path_rule {
+      paths   = ["/openapi.json", "/docs", "/problems", "/problems/*"]
+      service = google_compute_backend_service.fn["api-docs"].id
+    }
   }
 }
 

@@ -8,6 +8,7 @@ for every function.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -19,10 +20,15 @@ import flask
 from pydantic import BaseModel, ValidationError
 
 from shared.config import Settings
-from shared.http.problems import PROBLEM_CONTENT_TYPE, Problem, unauthorized
+from shared.errors import DomainError
+from shared.http.errors import problem_for
+from shared.http.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem, problem_base, unauthorized
 from shared.observability import get_logger, log_context, parse_trace_header
 
 log = get_logger(__name__)
+
+# JSON bodies nest at most this deep (objects and arrays): deeper is a 400, never a RecursionError (500).
+MAX_JSON_DEPTH = 64
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
@@ -44,6 +50,7 @@ class Request:
     principal: Any = None
     bearer_token: str | None = None
     ip_source: str = "first-hop"
+    params: BaseModel | None = None  # the query parameters, validated, on routes declared with `query=`
 
     @property
     def client_ip(self) -> str:
@@ -88,6 +95,13 @@ class Route:
     raw_body: bool = False
     optional_auth: bool = False  # auth="optional": a bearer token is authenticated when sent
     max_body_bytes: int | None = None  # this route's body limit (MAX_BODY_BYTES when None)
+    # Description only (the OpenAPI document, shared/http/openapi.py), except `query`, which is validated.
+    query: type[BaseModel] | None = None  # query parameters, validated into `req.params` (422 otherwise)
+    response: type[BaseModel] | None = None  # the success answer's body
+    summary: str | None = None  # defaults to the first line of the handler's docstring
+    description: str | None = None  # defaults to the rest of the docstring
+    problems: tuple[int, ...] = ()  # further statuses the route may answer with a problem (409, 429, 503...)
+    produces: str = "application/json"  # the success answer's media type ("text/html" for pages)
 
 
 class Router:
@@ -107,6 +121,12 @@ class Router:
         roles: tuple[str, ...] = (),
         raw_body: bool = False,
         max_body_bytes: int | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        problems: tuple[int, ...] = (),
+        produces: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         """Register a handler. `roles`: the caller needs any one of them (implies `auth`).
 
@@ -116,10 +136,17 @@ class Router:
         `auth="optional"`: a call without a bearer token is served anonymously (`req.principal` is None);
         one with a token is authenticated (an invalid token is a 401, never a silent downgrade).
         `max_body_bytes` raises or lowers MAX_BODY_BYTES for this route only.
+
+        For the OpenAPI document (`GET /<function>/openapi.json`): `query` (a model of the query
+        parameters, also validated: the handler finds it in `req.params`, a 422 otherwise), `response`
+        (the success body's model), `summary` and `description` (by default the handler's docstring:
+        first line, then the rest), `problems` (further statuses it may answer, e.g. `(409, 503)`) and
+        `produces` (the success media type, `"text/html"` for a page a browser opens).
         """
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
 
         def register(handler: Handler) -> Handler:
+            doc_summary, doc_description = _docstring(handler)
             self.routes.append(
                 Route(
                     method,
@@ -133,6 +160,12 @@ class Router:
                     raw_body,
                     optional_auth=auth == "optional" and not roles,
                     max_body_bytes=max_body_bytes,
+                    query=query,
+                    response=response,
+                    summary=summary or doc_summary,
+                    description=description or doc_description,
+                    problems=tuple(problems),
+                    produces=produces,
                 )
             )
             return handler
@@ -155,7 +188,20 @@ class Router:
         return self.route("DELETE", template, **kw)
 
 
-def validation_problem(exc: ValidationError) -> Problem:
+def _docstring(handler: Handler) -> tuple[str | None, str | None]:
+    """(summary, description) from a handler's docstring: its first paragraph, then the rest."""
+    text = inspect.getdoc(handler) or ""
+    if not text:
+        return None, None
+    paragraphs = text.split("\n\n", 1)
+    summary = " ".join(paragraphs[0].split())
+    rest = paragraphs[1].strip() if len(paragraphs) > 1 else ""
+    return summary, rest or None
+
+
+def validation_problem(
+    exc: ValidationError, slug: str = "validation-error", title: str = "Invalid request body"
+) -> Problem:
     """422 listing each invalid field; never echoes the input (it may be a password)."""
     errors = [
         {
@@ -165,13 +211,7 @@ def validation_problem(exc: ValidationError) -> Problem:
         }
         for err in exc.errors(include_input=False, include_url=False, include_context=False)
     ]
-    return Problem(
-        422,
-        "validation-error",
-        "Invalid request body",
-        "One or more fields are invalid.",
-        errors=errors,
-    )
+    return Problem(422, slug, title, "One or more fields are invalid.", errors=errors)
 
 
 class HttpApp:
@@ -189,7 +229,34 @@ class HttpApp:
         self._settings = settings
         self._authenticator = authenticator
         self._audit = audit
-        self.routes = [r for router in routers for r in router.routes]
+        # Built in, first so that no route of the function shadows it: the function's own contract.
+        self.routes = [*_openapi_router(self).routes, *(r for router in routers for r in router.routes)]
+        self._openapi: dict[str, Any] | None = None
+        self._catch_unrouted_paths()
+
+    def _catch_unrouted_paths(self) -> None:
+        """Resolve what functions-framework's own router drops: its `/<path:path>` rule does not match a path
+        holding a newline (`/privacy/requests/a%0Ab`), and Flask would answer that with an HTML 404. This app is
+        created while functions-framework loads its function, so `errorhandler` is that function's Flask app's
+        (a no-op outside functions-framework); only the first app made for a Flask app is registered."""
+        try:
+            import functions_framework
+
+            register = functions_framework.errorhandler
+            flask_app = getattr(register, "__self__", None)
+            if not isinstance(flask_app, flask.Flask) or flask_app.error_handler_spec.get(None, {}).get(404):
+                return
+            register(404)(lambda _error: self.resolve(flask.request))
+        except Exception:  # never stop a cold start for this
+            log.warning("could not register the fallback for unrouted paths", exc_info=True)
+
+    def openapi(self) -> dict[str, Any]:
+        """This function's OpenAPI 3.1 document (built once, from the routes)."""
+        if self._openapi is None:
+            from shared.http.openapi import build_document
+
+            self._openapi = build_document(self)
+        return self._openapi
 
     # -- entry point -------------------------------------------------------------------------
     def resolve(self, raw: flask.Request) -> flask.Response:
@@ -208,6 +275,8 @@ class HttpApp:
                     response = self._render(self._call(route, params, raw), route.status)
             except Problem as problem:
                 response = self._problem(problem, raw.path)
+            except DomainError as error:  # a use case refused: one table gives its status
+                response = self._problem(problem_for(error), raw.path)
             except Exception:  # a bug or an unavailable dependency: 500, logged with its stack trace
                 log.error("unhandled error", exc_info=True, path=raw.path, method=raw.method)  # noqa: G201
                 response = self._problem(
@@ -284,6 +353,13 @@ class HttpApp:
                 raise unauthorized()
             request.bearer_token = token
             request.principal = self._authenticator()(request, token)
+        if route.query is not None:
+            try:
+                request.params = route.query.model_validate(dict(raw.args))
+            except ValidationError as exc:
+                refused = validation_problem(exc, "invalid-query", "Invalid query")
+                self._audit_call(request, route, None, refused)
+                raise refused from None
         if route.raw_body:
             return route.handler(request, self._read_body(raw, route.max_body_bytes), **params)
         if route.body is None:
@@ -330,9 +406,16 @@ class HttpApp:
                 "Send the body as application/json.",
             )
         data = self._read_body(raw, limit)
+        if _too_deep(data):
+            raise Problem(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                f"The body nests deeper than {MAX_JSON_DEPTH} levels.",
+            )
         try:
             payload = json.loads(data or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.") from None
         if not isinstance(payload, dict):
             raise Problem(
@@ -366,7 +449,7 @@ class HttpApp:
 
     def _problem(self, problem: Problem, instance: str) -> flask.Response:
         response = flask.Response(
-            json.dumps(problem.body(instance), ensure_ascii=False),
+            json.dumps(problem.body(instance, base=self._problem_base()), ensure_ascii=False),
             status=problem.status,
             content_type=PROBLEM_CONTENT_TYPE,
         )
@@ -375,6 +458,13 @@ class HttpApp:
             return response
         log.info("request refused", status=problem.status, problem=problem.slug)
         return response
+
+    def _problem_base(self) -> str:
+        """Problem types are pages of this API: `{PUBLIC_BASE_URL}/problems/<slug>` (served by api-docs)."""
+        try:
+            return problem_base(self._settings().public_base_url)
+        except Exception:  # settings unreadable: the problem still answers, with the default base
+            return PROBLEM_BASE
 
     def _preflight(self, raw: flask.Request, settings: Settings) -> flask.Response:
         origin = (raw.headers.get("Origin") or "").rstrip("/")
@@ -401,6 +491,36 @@ class HttpApp:
             response.headers["Access-Control-Allow-Credentials"] = "false"
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         response.headers.add("Vary", "Origin")
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON text nests arrays and objects deeper than `limit` (strings skipped); no recursion."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in (0x5B, 0x7B) else -1  # [ { open, ] } close
+        if depth > limit:
+            return True
+    return False
+
+
+def _openapi_router(app: HttpApp) -> Router:
+    router = Router()
+
+    def openapi(_: Request) -> Response:
+        """This function's OpenAPI 3.1 document.
+
+        Generated from its routes; the merged document of every function is at `/openapi.json`.
+        """
+        return Response(app.openapi(), headers={"Cache-Control": "public, max-age=300"})
+
+    router.get(f"/{app.name}/openapi.json")(openapi)
+    return router
 
 
 def client_ip(raw: flask.Request, source: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from shared.config import Settings
-from shared.http import HttpApp, Problem, Request, Router
+from shared.http import HttpApp, Problem, Request, Response, Router
 from shared.observability import JsonFormatter
 
 pytestmark = pytest.mark.policy("P5")
@@ -112,7 +112,8 @@ def test_bad_input_is_a_4xx_problem(local: flask.testing.FlaskClient, kwargs: di
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json
-    assert problem["type"] == f"https://wizyvision.com/problems/{slug}" and problem["status"] == status
+    # The type is a page of this API (PUBLIC_BASE_URL, http://localhost:8080 in these settings).
+    assert problem["type"] == f"http://localhost:8080/problems/{slug}" and problem["status"] == status
     assert problem["title"]
 
 
@@ -225,3 +226,101 @@ def test_role_gated_routes_need_one_of_the_roles(local: flask.testing.FlaskClien
     refused = local.get("/demo/dpo-only", headers={"Authorization": "Bearer support"})
     assert refused.status_code == 403 and refused.json["type"].endswith("/role-required")
     assert local.get("/demo/dpo-only", headers={"Authorization": "Bearer dpo"}).json == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "[" * 5_000,  # once a RecursionError out of json.loads: a 500
+        "[" * 5_000 + "]" * 5_000,
+        '{"name": ' + "[" * 65 + "]" * 65 + ', "count": 1}',  # valid JSON, deeper than 64
+        '{"a":' * 200 + "1" + "}" * 200,
+    ],
+    ids=["5000-open-brackets", "5000-balanced", "65-deep-in-a-field", "200-deep-objects"],
+)
+@pytest.mark.policy("P5", "P22")
+def test_deeply_nested_json_is_a_400_problem_not_a_500(local: flask.testing.FlaskClient, data: str) -> None:
+    response = local.post("/demo/items", data=data, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json["type"].endswith("/malformed-json")
+
+
+@pytest.mark.policy("P5")
+def test_nesting_up_to_the_limit_and_brackets_inside_strings_are_fine(local: flask.testing.FlaskClient) -> None:
+    from shared.http.app import MAX_JSON_DEPTH, _too_deep
+
+    assert not _too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert _too_deep(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    in_strings = json.dumps(["[{" * 500 + '"', "}" * 70, "\\"])  # brackets, an escaped quote and a backslash
+    assert not _too_deep(in_strings.encode()) and json.loads(in_strings)
+    name = "[" * 500 + '\\"' + "{" * 100
+    response = local.post("/demo/items", data=json.dumps({"name": name, "count": 1}), content_type="application/json")
+    assert response.status_code == 201 and response.json["name"] == name
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = 20
+
+
+described = Router()
+
+
+@described.get("/demo/described", query=Page, problems=(409, 503))
+def described_route(req: Request) -> dict:
+    """List the things.
+
+    With paging; more text here.
+    """
+    return {"limit": req.params.limit}
+
+
+@described.get("/demo/page", produces="text/html")
+def html_page(_: Request) -> Response:
+    return Response("<p>hi</p>", content_type="text/html; charset=utf-8")
+
+
+@pytest.mark.policy("P5")
+def test_route_metadata_is_optional_and_query_models_are_validated() -> None:
+    route = described.routes[0]
+    assert route.summary == "List the things." and route.description == "With paging; more text here."
+    assert route.problems == (409, 503) and route.query is Page and route.produces == "application/json"
+    plain = router.routes[0]  # declared with the original keywords only
+    assert (plain.method, plain.body, plain.status, plain.summary, plain.query) == ("POST", Body, 201, None, None)
+    config = settings()
+    app = HttpApp("demo", lambda: config, [described])
+    flask_app = flask.Flask("described")
+    flask_app.add_url_rule("/<path:_p>", "all", lambda _p: app.resolve(flask.request))
+    web = flask_app.test_client()
+    assert web.get("/demo/described?limit=5").json == {"limit": 5}
+    refused = web.get("/demo/described?limit=many")
+    assert refused.status_code == 422 and refused.json["type"].endswith("/invalid-query")
+    assert refused.json["errors"][0]["field"] == "limit"
+    assert web.get("/demo/described?other=1").status_code == 422  # unknown parameters are refused too
+    assert web.get("/demo/page").headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.policy("P5")
+def test_every_app_serves_its_own_openapi_document(local: flask.testing.FlaskClient) -> None:
+    response = local.get("/demo/openapi.json")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    doc = response.json
+    assert doc["openapi"].startswith("3.1") and doc["info"]["title"] == "WizyVision demo API"
+    assert set(doc["paths"]) >= {"/demo/items", "/demo/items/{item_id}", "/demo/openapi.json"}
+    assert local.post("/demo/openapi.json").status_code == 405
+
+
+@pytest.mark.policy("P5")
+def test_a_path_functions_framework_cannot_route_still_gets_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    import functions_framework
+
+    flask_app = flask.Flask("framework")  # like functions-framework: one `/<path:path>` rule
+    flask_app.add_url_rule("/<path:_p>", "run", lambda _p: app.resolve(flask.request), methods=["GET"])
+    monkeypatch.setattr(functions_framework, "errorhandler", flask_app.errorhandler)
+    config = settings()
+    app = HttpApp("demo", lambda: config, [router])
+    response = flask_app.test_client().get("/demo/items/a%0Ab")  # `path` does not match a newline
+    assert response.status_code == 200 and response.json == {"id": "a\nb"}
+    unknown = flask_app.test_client().get("/demo/nothing%0A")
+    assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
