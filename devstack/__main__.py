@@ -37,7 +37,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.start()
         print("", flush=True)
         print(stack.describe(), flush=True)
-        print(f"\n  Started in {stack.started_in:.1f}s. Ctrl-C stops everything.\n", flush=True)
+        # The one line with "ready": printed once emulators, buckets, topics, push subscriptions and
+        # the Stripe webhook exist and the gateway serves requests (it answered 503 until then).
+        print(
+            f"\ndevstack: ready at {stack.public_url} (started in {stack.started_in:.1f}s). Ctrl-C stops everything.\n",
+            flush=True,
+        )
         stop = threading.Event()
         while not stop.wait(1.0):
             dead = stack.dead_processes()

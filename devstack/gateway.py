@@ -8,10 +8,17 @@ One WSGI server serves every function found as ``functions/<dir>/main.py``:
 * ``/_pubsub/<deployed-name>`` receives Pub/Sub emulator pushes and hands them
   to that CloudEvent function (functions-framework turns the raw push body into
   a CloudEvent);
+* ``/openapi.json``, ``/docs`` and ``/problems/...`` go to the ``api-docs``
+  function (``DOCS_PATHS``), as the load balancer's path rules send them;
 * ``/_devstack/health`` and ``/_devstack/functions`` describe the gateway;
 * anything else is a 404 ``application/problem+json``.
 
-Run as ``python -m devstack.gateway --port P [--root DIR]``.
+Started with ``--hold`` (as the stack starts it), the gateway answers every request but
+``/_devstack/*`` with a 503 ``application/problem+json`` and ``Retry-After`` until
+``POST /_devstack/open``: the stack opens it once topics, subscriptions, buckets and the Stripe
+webhook exist, so no request reaches a function before what it needs.
+
+Run as ``python -m devstack.gateway --port P [--root DIR] [--hold]``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from typing import Any
 from devstack import egress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# First path segments served by another function than the one they name (terraform/loadbalancer.tf).
+DOCS_PATHS = {"openapi.json": "api-docs", "docs": "api-docs", "problems": "api-docs"}
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -185,13 +195,14 @@ def problem(
     title: str,
     detail: str,
     type_: str = "about:blank",
+    headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     """An RFC 9457 problem details response."""
     reasons = {404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
     body = json.dumps({"type": type_, "title": title, "status": status, "detail": detail}).encode()
     start_response(
         f"{status} {reasons.get(status, 'Error')}",
-        [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))],
+        [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body))), *headers],
     )
     return [body]
 
@@ -205,14 +216,25 @@ def _json(start_response: StartResponse, payload: object) -> list[bytes]:
 class GatewayApp:
     """The WSGI app that routes like the production load balancer."""
 
-    def __init__(self, functions: list[LoadedFunction], project: str) -> None:
+    def __init__(self, functions: list[LoadedFunction], project: str, *, hold: bool = False) -> None:
         self.functions = {f.spec.deployed_name: f for f in functions}
         self.project = project
+        self._open = threading.Event()  # unset: every request but /_devstack/* is a 503 (the stack starts)
+        if not hold:
+            self._open.set()
 
     @classmethod
-    def from_root(cls, root: Path, project: str | None = None) -> GatewayApp:
+    def from_root(cls, root: Path, project: str | None = None, *, hold: bool = False) -> GatewayApp:
         project = project or os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-wizyvision")
-        return cls(load_functions(root), project)
+        return cls(load_functions(root), project, hold=hold)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def open(self) -> None:
+        """Serve requests from now on (the stack is up)."""
+        self._open.set()
 
     def describe(self) -> list[dict[str, Any]]:
         return [f.describe() for f in self.functions.values()]
@@ -220,12 +242,24 @@ class GatewayApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "") or "/"
         if path == "/_devstack/health":
-            return _json(start_response, {"ok": True})
+            return _json(start_response, {"ok": True, "ready": self.is_open})
         if path == "/_devstack/functions":
             return _json(start_response, self.describe())
+        if path == "/_devstack/open" and environ.get("REQUEST_METHOD") == "POST":
+            self.open()
+            return _json(start_response, {"ok": True, "ready": True})
+        if not self.is_open:
+            return problem(
+                start_response,
+                503,
+                "Starting",
+                "The local stack is still starting (emulators, topics, buckets); retry shortly.",
+                headers=[("Retry-After", "1")],
+            )
         if path.startswith("/_pubsub/"):
             return self._push(path.removeprefix("/_pubsub/").strip("/"), environ, start_response)
         name = path.split("/", 2)[1]
+        name = DOCS_PATHS.get(name, name)
         function = self.functions.get(name)
         if function is None:
             known = ", ".join(f"/{n}" for n in self.functions) or "none"
@@ -353,13 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--root", type=Path, default=REPO_ROOT)
     parser.add_argument("--project", default=None)
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="answer 503 with Retry-After (but /_devstack/*) until POST /_devstack/open",
+    )
     args = parser.parse_args(argv)
 
     egress.install_from_env()  # the suite's egress audit (P14): before any function is loaded
-    app = GatewayApp.from_root(args.root, args.project)
+    app = GatewayApp.from_root(args.root, args.project, hold=args.hold)
     server = make_gateway_server(app, args.port, args.host)
     print_functions(app.functions.values(), f"http://localhost:{args.port}")
-    print(f"devstack gateway: listening on http://{args.host}:{args.port}", flush=True)
+    held = " (503 until the stack opens it)" if args.hold else ""
+    print(f"devstack gateway: listening on http://{args.host}:{args.port}{held}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

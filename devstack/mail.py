@@ -163,7 +163,11 @@ class _FileWriter:
 
 
 class SmtpSink:
-    """An SMTP server on ``host:port`` writing every message to ``mail_dir``."""
+    """An SMTP server on ``host:port`` writing every message to ``mail_dir``.
+
+    ``stop()`` closes the port (a client then gets "connection refused", as from a relay that is
+    down); ``start()`` again listens on the same port and goes on numbering after the last file.
+    """
 
     def __init__(self, mail_dir: Path, port: int, host: str = "127.0.0.1") -> None:
         self.mail_dir = Path(mail_dir)
@@ -171,9 +175,15 @@ class SmtpSink:
         self.port = port
         self._controller: Any = None
 
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
     def start(self) -> None:
         from aiosmtpd.controller import Controller
 
+        if self._controller is not None:
+            return
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         controller = Controller(
             _FileWriter(self.mail_dir),

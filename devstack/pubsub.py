@@ -20,8 +20,14 @@ def create_topic(host: str, project: str, topic: str) -> None:
     _check(f"creating topic {topic}", resp.status, resp.text, ok=(200, 409))
 
 
+# A push answered 5xx (or not answered) is redelivered after a backoff growing from 1 s to 10 s (the
+# emulator honours it; without one it redelivers about every second). terraform/pubsub.tf uses 10 s
+# to 10 min in production.
+RETRY_POLICY = {"minimumBackoff": "1s", "maximumBackoff": "10s"}
+
+
 def create_push_subscription(host: str, project: str, topic: str, subscription: str, endpoint: str) -> None:
-    """Create (or re-point) a push subscription of ``topic`` to ``endpoint``."""
+    """Create (or re-point) a push subscription of ``topic`` to ``endpoint``, retrying with backoff."""
     base = f"http://{host}/v1/projects/{project}/subscriptions/{subscription}"
     push = {"pushEndpoint": endpoint}
     resp = request(
@@ -31,10 +37,14 @@ def create_push_subscription(host: str, project: str, topic: str, subscription: 
             "topic": f"projects/{project}/topics/{topic}",
             "pushConfig": push,
             "ackDeadlineSeconds": 60,
+            "retryPolicy": RETRY_POLICY,
         },
     )
-    if resp.status == 409:
+    if resp.status == 409:  # kept from an earlier run (make run keeps the emulator's data)
         resp = request("POST", f"{base}:modifyPushConfig", body={"pushConfig": push})
+        if resp.status == 200:
+            body = {"subscription": {"retryPolicy": RETRY_POLICY}, "updateMask": "retryPolicy"}
+            resp = request("PATCH", base, body=body)
     _check(f"creating push subscription {subscription}", resp.status, resp.text)
 
 

@@ -158,11 +158,13 @@ def gateway_process(
     project: str,
     pid_dir: Path | None = None,
     host: str = "127.0.0.1",
+    hold: bool = False,
 ) -> ManagedProcess:
     """``python -m devstack.gateway`` for the functions under ``root``, as a managed child.
 
     ``env`` is the full environment of the child (the stack's env on top of the caller's);
-    ``log_path`` None lets the output go to the caller's terminal.
+    ``log_path`` None lets the output go to the caller's terminal; ``hold`` makes it answer 503
+    (``Retry-After``) to all but ``/_devstack/*`` until ``open_gateway``.
     """
     child_env = dict(env)
     child_env["PYTHONUNBUFFERED"] = "1"
@@ -179,6 +181,7 @@ def gateway_process(
         str(root),
         "--project",
         project,
+        *(["--hold"] if hold else []),
     ]
     return ManagedProcess(
         name="gateway",
@@ -190,6 +193,13 @@ def gateway_process(
         port=port,
         pid_dir=pid_dir,
     )
+
+
+def open_gateway(gateway_url: str) -> None:
+    """Let a gateway started with ``hold`` serve requests."""
+    resp = request("POST", f"{gateway_url}/_devstack/open", body={}, timeout=10)
+    if resp.status != 200:
+        raise DevstackError(f"gateway {gateway_url} answered HTTP {resp.status} when opened")
 
 
 def gateway_functions(gateway_url: str) -> list[dict[str, Any]]:
@@ -528,6 +538,7 @@ class Stack(StackInfo):
                 self.gateway_log,
                 self.project,
                 pid_dir=self.pid_dir,
+                hold=True,
             )
         else:
             raise ValueError(name)
@@ -642,7 +653,8 @@ class Stack(StackInfo):
             from devstack.gateway import GatewayApp, GatewayThread
 
             os.environ.update(self.env)
-            self._gateway_thread = GatewayThread(GatewayApp.from_root(self.root, self.project), self.ports.gateway)
+            app = GatewayApp.from_root(self.root, self.project, hold=True)
+            self._gateway_thread = GatewayThread(app, self.ports.gateway)
             self._gateway_thread.start()
         with ThreadPoolExecutor(max_workers=max(1, len(to_wait))) as pool:
             futures = {name: pool.submit(self._wait_ready, name) for name in to_wait}
@@ -662,6 +674,11 @@ class Stack(StackInfo):
                 self.subscribe_functions(self.loaded_functions)
             if "stripe" in self.services:
                 self.register_stripe_webhook()
+            # Everything a function needs exists: until now the gateway answered 503 (Retry-After).
+            if self._gateway_thread is not None:
+                self._gateway_thread.app.open()
+            else:
+                open_gateway(self.gateway_url)
         # stack.json holds the local secrets of the env: owner-only.
         descriptor = self.run_dir / "stack.json"
         descriptor.unlink(missing_ok=True)
@@ -733,6 +750,11 @@ class Stack(StackInfo):
 
     def process(self, name: str) -> ManagedProcess | None:
         return self._processes.get(name)
+
+    @property
+    def smtp_sink(self) -> SmtpSink | None:
+        """The SMTP sink of this stack (tests stop and restart it: an SMTP relay outage)."""
+        return self._smtp
 
     # -- display ---------------------------------------------------------------------
 

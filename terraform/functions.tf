@@ -30,29 +30,57 @@
 #     schedule    = "17 3 * * *"
 #     timeout     = 1800
 #     roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+#     publishes   = ["mail-outbox"]
 #   }
 
 locals {
   function_specs = {
+    api-docs = {
+      description = "The merged OpenAPI document (/openapi.json), the API reference (/docs) and the problem type pages (/problems/*)"
+      # Generates its pages from the functions' code: it reads no data and calls no Google API, so
+      # its service account has no role beyond the base ones (logging).
+      roles = []
+    }
     auth = {
       description = "Sign-up, email verification, sign-in (password, Google), sessions, TOTP (P1, P2, P16, P21, P22, P25)"
       roles       = ["roles/datastore.user", "roles/firebaseauth.viewer"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+      # auth-requests: forgot-password and resend-verification are queued for auth-worker, so the
+      # answer does the same work whatever the address (P22).
+      publishes = ["mail-outbox", "auth-requests"]
+      # The links in identity mails open the pages this function serves (/auth/verify-email,
+      # /auth/reset-password, /auth/confirm-email-change) unless app_url points them at a web app.
+      env         = { APP_URL = var.app_url != "" ? var.app_url : "https://${var.domain}" }
       cpu         = "1"
       memory      = "512Mi"
       concurrency = 4
+    }
+    auth-worker = {
+      description = "Mails reset and verification links queued by the auth function, idempotent by message id (P16, P22, P25)"
+      trigger     = "pubsub"
+      topic       = "auth-requests"
+      public      = false
+      # Firestore: accounts, pending sign-ups, link tokens, security events, idempotency records.
+      roles     = ["roles/datastore.user"]
+      secrets   = ["PASSWORD_PEPPER"]
+      publishes = ["mail-outbox"]
+      env       = { APP_URL = var.app_url != "" ? var.app_url : "https://${var.domain}" }
+      # A request still failing after 10 deliveries goes to auth-requests-dead-letter.
+      dead_letter_after = 10
     }
     billing = {
       description = "Stripe Checkout and Billing Portal sessions, the account's plan and entitlements (P9, P13, P17)"
       roles       = ["roles/datastore.user"]
       secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY"]
+      publishes   = ["mail-outbox"]
       env         = local.billing_env
     }
     stripe-webhook = {
       description = "Signed, idempotent, order-proof Stripe webhooks; receipts (P13, P18). No Cloud Armor rate rule, ever."
       roles       = ["roles/datastore.user"]
-      secrets     = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRETS", "SMTP_PASSWORD"]
+      secrets     = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRETS"]
+      publishes   = ["mail-outbox"]
       env         = merge(local.billing_env, { MAX_BODY_BYTES = "1048576" })
       cpu         = "1"
       memory      = "512Mi"
@@ -61,15 +89,15 @@ locals {
     privacy = {
       description = "Data subject requests of the account holder: export, erasure, access log (P10, P11, P20, P26)"
       roles       = ["roles/datastore.user"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-      publishes   = ["privacy-jobs"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+      publishes   = ["privacy-jobs", "mail-outbox"]
       env         = local.privacy_env
     }
     admin = {
       description = "Staff API: DPO erasure, open requests, records of processing, staff roles; every call audited (P10, P28)"
       roles       = ["roles/datastore.user"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD"]
-      publishes   = ["privacy-jobs"]
+      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
+      publishes   = ["privacy-jobs", "mail-outbox"]
       env         = local.privacy_env
     }
     privacy-worker = {
@@ -81,8 +109,8 @@ locals {
       memory      = "512Mi"
       roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
       # The processor credentials (processors.tf) go to this function only: it alone calls processors.
-      secrets   = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "SMTP_PASSWORD", "STRIPE_SECRET_KEY", "ZENDESK_API_TOKEN", "INTERCOM_TOKEN", "HUBSPOT_TOKEN"]
-      publishes = ["privacy-jobs"]
+      secrets   = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY", "ZENDESK_API_TOKEN", "INTERCOM_TOKEN", "HUBSPOT_TOKEN"]
+      publishes = ["privacy-jobs", "mail-outbox"]
       env       = merge(local.privacy_env, local.processor_env)
       # A job still failing after 10 deliveries (about an hour of backoff; a dead worker's lease
       # outlives the first few) goes to privacy-jobs-dead-letter; the scheduled check resumes it too.
@@ -108,6 +136,18 @@ locals {
       roles             = ["roles/datastore.user"]
       env               = local.telemetry_env
       dead_letter_after = 10
+    }
+    mailer = {
+      description = "Sends the mail queued on mail-outbox over SMTP, once per mail id (P16, P25, P29)"
+      trigger     = "pubsub"
+      topic       = "mail-outbox"
+      public      = false
+      # Firestore: the idempotency records of the mail ids (shared/idempotency.py).
+      roles   = ["roles/datastore.user"]
+      secrets = ["SMTP_PASSWORD"]
+      # A mail still failing after 30 deliveries (exponential backoff from 10 s to 10 min between
+      # them, pubsub.tf) goes to mail-outbox-dead-letter, kept 7 days.
+      dead_letter_after = 30
     }
   }
 

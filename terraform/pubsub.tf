@@ -66,10 +66,13 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
 
 # --- Push delivery with retries and a dead-letter topic (functions with dead_letter_after) ------
 # An Eventarc trigger's subscription cannot dead-letter, so these functions are pushed to by a
-# subscription declared here: a failed delivery (5xx: Firestore unavailable...) is retried with
-# exponential backoff from 10 s to 10 min, and after dead_letter_after attempts the message moves to
-# "<topic>-dead-letter", kept 7 days for the team (the Pub/Sub backlog alert in monitoring.tf pages
-# on it). Poison messages are acknowledged by the function itself (shared/events.py).
+# subscription declared here: a failed delivery (5xx: Firestore or the SMTP relay unavailable...) is
+# retried with exponential backoff from 10 s to 10 min, and after dead_letter_after attempts the
+# message moves to "<topic>-dead-letter", kept 7 days for the team (the Pub/Sub backlog alert in
+# monitoring.tf pages on it). Poison messages are acknowledged by the function itself
+# (shared/events.py). Delivered this way: privacy-worker (privacy-jobs), telemetry-aggregator
+# (telemetry-events), mailer (mail-outbox: the mail every function queues, sent over SMTP) and
+# auth-worker (auth-requests: reset and verification links).
 
 resource "google_pubsub_subscription" "push" {
   for_each = local.dead_letter_functions

@@ -1,20 +1,30 @@
-"""Outgoing mail over SMTP (a local sink in development, the provider's relay in production).
+"""Outgoing mail: queued on the `mail-outbox` topic, sent over SMTP by the `mailer` function.
+
+Services send through `OutboxMailer` (`outbox_mailer(settings)`): it publishes the mail, with a unique
+mail id, to the `mail-outbox` Pub/Sub topic and returns once Pub/Sub has stored it, so a request never
+waits on SMTP and an SMTP outage loses no mail. The `mailer` function (functions/mailer/) sends each
+queued mail with `SmtpMailer` (a local sink in development, the provider's relay in production), once
+per mail id; an SMTP failure is retried by Pub/Sub.
 
 Every message is built here so every message carries the controller's and the DPO's contact (P29).
-The mailer never logs a body: bodies hold single-use links (P1).
+No mailer logs a body: bodies hold single-use links (P1). Log lines name the category and subject.
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import Settings
-from shared.http.problems import unavailable
+from shared.errors import Unavailable
 from shared.observability import get_logger
 
 log = get_logger(__name__)
@@ -73,5 +83,70 @@ class SmtpMailer:
                 subject=mail.subject,
                 error=type(exc).__name__,
             )
-            raise unavailable("mail-unavailable", "Mail could not be sent; try again shortly.") from exc
+            raise Unavailable("Mail could not be sent; try again shortly.", slug="mail-unavailable") from exc
         log.info("mail sent", category=mail.category, subject=mail.subject)
+
+
+# --- The outbox ------------------------------------------------------------------------------------
+
+OUTBOX_TOPIC = "mail-outbox"
+OUTBOX_PUBLISH_TIMEOUT_SECONDS = 10.0
+
+# publish(topic, payload, attributes) -> message id, once Pub/Sub stored the message.
+Publish = Callable[[str, dict[str, Any], dict[str, str]], str]
+
+
+class OutboxMail(BaseModel):
+    """One message of the `mail-outbox` topic: a mail and its unique id (the mailer sends each id once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    to: str = Field(min_length=1)
+    subject: str
+    text: str
+    category: str = "transactional"
+
+    def mail(self) -> Mail:
+        return Mail(to=self.to, subject=self.subject, text=self.text, category=self.category)
+
+
+def new_mail_id() -> str:
+    return uuid.uuid4().hex
+
+
+class OutboxMailer:
+    """Publishes each mail to the `mail-outbox` topic (thread-safe); the `mailer` function sends it."""
+
+    def __init__(
+        self, settings: Settings, publish: Publish | None = None, new_id: Callable[[], str] = new_mail_id
+    ) -> None:
+        self._settings = settings
+        self._publish = publish or self._publish_and_wait
+        self._new_id = new_id
+
+    def _publish_and_wait(self, topic: str, payload: dict[str, Any], attributes: dict[str, str]) -> str:
+        from shared.adapters.pubsub import publish_and_wait  # loaded on the first mail only
+
+        return publish_and_wait(
+            self._settings.project_id, topic, payload, timeout=OUTBOX_PUBLISH_TIMEOUT_SECONDS, **attributes
+        )
+
+    def send(self, mail: Mail) -> None:
+        message = OutboxMail(id=self._new_id(), **asdict(mail))
+        try:
+            self._publish(OUTBOX_TOPIC, message.model_dump(), {"mail_id": message.id, "category": mail.category})
+        except Exception as exc:  # Pub/Sub unreachable, topic missing, timeout: the caller answers 503
+            log.error(
+                "mail not queued",
+                category=mail.category,
+                subject=mail.subject,
+                error=type(exc).__name__,
+            )
+            raise Unavailable("Mail could not be queued; try again shortly.", slug="mail-unavailable") from exc
+        log.info("mail queued", category=mail.category, subject=mail.subject, mail_id=message.id)
+
+
+def outbox_mailer(settings: Settings) -> OutboxMailer:
+    """The mailer every service sends with (shared/bootstrap.py)."""
+    return OutboxMailer(settings)

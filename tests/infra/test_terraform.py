@@ -618,3 +618,26 @@ def test_the_deletion_mail_states_the_backup_window_that_terraform_configures() 
     # One variable decides both: the backups kept and what the deletion mail says of them.
     assert "var.firestore_point_in_time_recovery" in enablement and "var.firestore_point_in_time_recovery" in window
     assert '"7"' in window and '"0"' in window
+
+
+# --- Mail outbox ---------------------------------------------------------------------------------
+
+# Functions whose code sends mail (through shared.adapters.mail.OutboxMailer): each publishes to
+# mail-outbox and none holds the SMTP password; the mailer function alone speaks SMTP.
+MAIL_SENDERS = {"auth", "auth-worker", "billing", "stripe-webhook", "privacy", "admin", "privacy-worker"}
+
+
+@pytest.mark.policy("P16", "P25")
+def test_mail_goes_through_the_outbox_and_only_the_mailer_holds_smtp_credentials() -> None:
+    functions = declared_functions()
+    mailer = functions["mailer"]
+    assert mailer["trigger"] == "pubsub" and mailer["topic"] == "mail-outbox" and mailer["public"] is False
+    assert isinstance(mailer["dead_letter_after"], int) and 5 <= mailer["dead_letter_after"] <= 100
+    assert mailer["secrets"] == ["SMTP_PASSWORD"], "the mailer needs the SMTP password and nothing else"
+    assert mailer["roles"] == ["roles/datastore.user"], "Firestore: the idempotency records of mail ids"
+    assert not mailer["publishes"]
+    for name, f in functions.items():
+        if name in MAIL_SENDERS:
+            assert "mail-outbox" in f["publishes"], f"{name} sends mail: it must publish to mail-outbox"
+        if name != "mailer":
+            assert "SMTP_PASSWORD" not in f["secrets"], f"{name} does not speak SMTP (the mailer does)"
