@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from shared.adapters.firestore import firestore_client
 from shared.adapters.google_identity import FirebaseGoogleVerifier
-from shared.adapters.mail import SmtpMailer
+from shared.adapters.mail import outbox_mailer
 from shared.config import Settings, get_settings
 from shared.identity.passwords import PasswordHasher
 from shared.identity.service import IdentityService, utcnow
@@ -69,15 +69,31 @@ def settings() -> Settings:
 
 
 def build_identity_service(config: Settings, **overrides: Any) -> IdentityService:
-    """The identity service with its production adapters; tests pass `mailer=`, `clock=`, `google=`…"""
+    """The identity use cases with their production adapters; tests pass `stores=` (memory_stores()),
+    `mailer=`, `clock=`, `google=`, `enqueue=`…"""
+    from shared.identity.context import AUTH_REQUESTS_TOPIC, IdentityContext
+    from shared.identity.stores import firestore_stores
+
     adapters: dict[str, Any] = {
-        "db": lambda: firestore_client(config.project_id),
         "hasher": lambda: PasswordHasher(config.password_pepper, config.bcrypt_cost),
-        "mailer": lambda: SmtpMailer(config),
+        "mailer": lambda: outbox_mailer(config),
         "google": lambda: FirebaseGoogleVerifier(config.project_id),
+        "enqueue": lambda: _enqueuer(config, AUTH_REQUESTS_TOPIC),
     }
     wired = _wire(adapters, overrides)
-    return IdentityService(settings=config, clock=overrides.get("clock", utcnow), **wired)
+    stores = overrides.get("stores") or firestore_stores(
+        overrides.get("db") or firestore_client(config.project_id), config.security_event_retention_days
+    )
+    config.require_keys("password_pepper")
+    ctx = IdentityContext(stores=stores, settings=config, clock=overrides.get("clock", utcnow), **wired)
+    return IdentityService(ctx)
+
+
+def _enqueuer(config: Settings, topic: str) -> Any:
+    """Publish `{kind, payload}` to a topic and wait for the publish to be acknowledged."""
+    from shared.adapters.pubsub import publish_and_wait
+
+    return lambda kind, payload: publish_and_wait(config.project_id, topic, {"kind": kind, "payload": payload})
 
 
 identity_service: _ProcessWide[IdentityService] = _ProcessWide(build_identity_service)
@@ -95,13 +111,15 @@ def build_billing_service(config: Settings, **overrides: Any) -> BillingService:
     from shared.billing.plans import Catalogue
     from shared.billing.service import BillingService
     from shared.idempotency import IdempotencyStore
+    from shared.identity.stores import FirestoreAccounts
 
     clock = overrides.get("clock", utcnow)
     adapters: dict[str, Any] = {
         "db": lambda: firestore_client(config.project_id),
         "stripe": lambda: StripeClientApi.from_settings(config),
-        "mailer": lambda: SmtpMailer(config),
+        "mailer": lambda: outbox_mailer(config),
         "catalogue": lambda: Catalogue.from_settings(config),
+        "accounts": lambda: FirestoreAccounts(firestore_client(config.project_id)),
     }
     wired = _wire(adapters, overrides)
     idempotency = overrides.get("idempotency") or IdempotencyStore(wired["db"], clock=clock)
@@ -115,6 +133,7 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
     """Data subject requests (privacy and admin functions); tests pass `publish=`, `mailer=`, `adapters=`…"""
     from shared.adapters.storage import default_credentials, storage_client
     from shared.audit import AuditLog
+    from shared.identity.stores import FirestoreAccounts
     from shared.privacy.service import PrivacyService
     from shared.processors import processor_adapters
 
@@ -122,11 +141,12 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
     adapters: dict[str, Any] = {
         "db": lambda: firestore_client(config.project_id),
         "storage": lambda: storage_client(config.project_id),
-        "mailer": lambda: SmtpMailer(config),
+        "mailer": lambda: outbox_mailer(config),
         "publish": lambda: _publisher(config),
         "identity": lambda: identity_service,
         "adapters": lambda: lambda: processor_adapters(config),
         "url_signer": lambda: default_credentials,
+        "accounts": lambda: FirestoreAccounts(firestore_client(config.project_id)),
     }
     wired = _wire(adapters, overrides)
     audit = overrides.get("audit") or AuditLog(wired["db"], clock=clock)
@@ -136,15 +156,17 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
 def build_privacy_worker(config: Settings, **overrides: Any) -> PrivacyWorker:
     """The privacy-jobs worker; tests pass `adapters=` (a callable), `publish=`, `clock=`, `sleep=`…"""
     from shared.adapters.storage import storage_client
+    from shared.identity.stores import FirestoreAccounts
     from shared.privacy.worker import PrivacyWorker
     from shared.processors import processor_adapters
 
     adapters: dict[str, Any] = {
         "db": lambda: firestore_client(config.project_id),
         "storage": lambda: storage_client(config.project_id),
-        "mailer": lambda: SmtpMailer(config),
+        "mailer": lambda: outbox_mailer(config),
         "publish": lambda: _publisher(config),
         "adapters": lambda: lambda: processor_adapters(config),
+        "accounts": lambda: FirestoreAccounts(firestore_client(config.project_id)),
     }
     wired = _wire(adapters, overrides)
     extra = {k: overrides[k] for k in ("clock", "sleep", "monotonic") if k in overrides}
@@ -179,8 +201,10 @@ def build_telemetry_ingest_service(config: Settings, **overrides: Any) -> Teleme
 
 
 def build_telemetry_aggregate_service(config: Settings, **overrides: Any) -> TelemetryAggregator:
-    """The telemetry-aggregator's use case; tests pass `db=`, `archive=`, `accounts=`, `clock=`, `rng=`."""
+    """The telemetry-aggregator's use case; tests pass `db=`, `archive=`, `accounts=` (an AccountStore),
+    `lookup=` (an AccountLookup), `clock=`, `rng=`."""
     from shared.adapters.storage import bucket, storage_client
+    from shared.identity.stores import FirestoreAccounts
     from shared.telemetry.aggregator import AccountLookup, Aggregator
     from shared.telemetry.archive import StorageArchive
 
@@ -191,9 +215,10 @@ def build_telemetry_aggregate_service(config: Settings, **overrides: Any) -> Tel
     else:
         config.require_keys("telemetry_archive_bucket")
         archive = StorageArchive(lambda: bucket(storage_client(config.project_id), config.telemetry_archive_bucket))
-    accounts = overrides.get("accounts") or AccountLookup(lambda: db, clock)
+    store = _wire({"accounts": lambda: FirestoreAccounts(db)}, overrides)["accounts"]
+    lookup = overrides.get("lookup") or AccountLookup(lambda: store, lambda: db, clock)
     shards = overrides.get("shards", config.telemetry_counter_shards)
-    return Aggregator(db, archive=archive, accounts=accounts, shards=shards, clock=clock, rng=overrides.get("rng"))
+    return Aggregator(db, archive=archive, accounts=lookup, shards=shards, clock=clock, rng=overrides.get("rng"))
 
 
 def build_telemetry_report_service(config: Settings, **overrides: Any) -> TelemetryReports:

@@ -77,7 +77,7 @@ def _target(service: PrivacyService, args: argparse.Namespace) -> str | None:
 
 
 def _grant_role(args: argparse.Namespace) -> int:
-    from shared.http.problems import Problem
+    from shared.errors import DomainError
 
     _, service = _staff_service()
     account_id = _target(service, args)
@@ -91,8 +91,8 @@ def _grant_role(args: argparse.Namespace) -> int:
     add, remove = ((), roles) if args.revoke else (roles, ())
     try:
         result = service.set_roles(actor, account_id, None, args.reason, add=add, remove=remove)
-    except Problem as problem:
-        print(f"refused: {problem.detail or problem.title}", file=sys.stderr)
+    except DomainError as refused:
+        print(f"refused: {refused.detail or refused.heading}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0
@@ -100,7 +100,7 @@ def _grant_role(args: argparse.Namespace) -> int:
 
 def _erase(args: argparse.Namespace) -> int:
     from shared.bootstrap import build_privacy_worker
-    from shared.http.problems import Problem
+    from shared.errors import DomainError
 
     config, service = _staff_service()
     account_id = _target(service, args)
@@ -110,8 +110,8 @@ def _erase(args: argparse.Namespace) -> int:
     service.audit.record(actor, "cli erase", target_account_id=account_id, reason=args.reason)
     try:
         receipt = service.start_dpo_erasure(actor, account_id, args.reason)
-    except Problem as problem:
-        print(f"refused: {problem.detail or problem.title}", file=sys.stderr)
+    except DomainError as refused:
+        print(f"refused: {refused.detail or refused.heading}", file=sys.stderr)
         return 1
     if args.wait:
         status = build_privacy_worker(config).run(receipt["request_id"])

@@ -22,12 +22,26 @@ from shared import datamap
 from shared.adapters import storage as gcs
 from shared.adapters.mail import Mail
 from shared.config import Settings
+from shared.errors import DomainError
+from shared.http.errors import problem_for
+from shared.http.problems import Problem
 from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS, SESSIONS, Account, Principal, SessionRecord
 from shared.identity.tokens import email_key, new_id, new_token, token_hash
 from shared.processors import ProcessorError, StepOutcome, Subject
 
 PROCESSOR_NAMES = tuple(p.name for p in datamap.PROCESSORS)
 SEED_IP = "198.51.100.77"
+
+# What a use case refuses with: a domain error (services) or, from code not yet converted, a Problem.
+REFUSED = (DomainError, Problem)
+
+
+def refusal(error: BaseException) -> Problem:
+    """The HTTP answer a refusal gets (status, slug, title, detail), whichever kind was raised."""
+    if isinstance(error, DomainError):
+        return problem_for(error)
+    assert isinstance(error, Problem), error
+    return error
 
 
 class RecordingMailer:

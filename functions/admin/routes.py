@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.admin import schemas
-from shared.bootstrap import privacy_service
+from shared.bootstrap import identity_service, privacy_service
 from shared.http import Request, Router
 
 router = Router()
@@ -46,3 +46,15 @@ def records_of_processing(_: Request) -> dict[str, Any]:
 @router.put("/admin/staff/{account_id}/roles", body=schemas.RolesBody, roles=("admin",))
 def set_roles(req: Request, body: schemas.RolesBody, account_id: str) -> dict[str, Any]:
     return privacy_service().set_roles(req.principal.account.id, account_id, list(body.roles), body.reason)
+
+
+@router.post(
+    "/admin/accounts/{account_id}/second-factor/remove",
+    body=schemas.SecondFactorRemovalBody,
+    roles=("support", "dpo", "admin"),
+    problems=(404, 409),
+)
+def remove_second_factor(req: Request, body: schemas.SecondFactorRemovalBody, account_id: str) -> dict[str, Any]:
+    """Support removes a holder's lost second factor (P25): sessions end, the holder is mailed, the call audited."""
+    actor = f"staff:{req.principal.account.id}"
+    return identity_service().credentials.remove_second_factor(account_id, actor, body.reason)

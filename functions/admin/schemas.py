@@ -26,3 +26,9 @@ class RetryBody(Strict):
 class RolesBody(Strict):
     roles: Annotated[list[Literal["admin", "dpo", "support"]], Field(max_length=3)]
     reason: Reason
+
+
+class SecondFactorRemovalBody(Strict):
+    """Why support removes the second factor: the ticket and how the holder's identity was checked."""
+
+    reason: Reason

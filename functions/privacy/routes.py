@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
-
-import flask
 
 from functions.privacy import schemas
 from shared.bootstrap import privacy_service
 from shared.http import Request, Response, Router
-from shared.http.problems import Problem
+from shared.http.pages import ActionPage, render_action_page
+from shared.identity.reauth import Proof
+from shared.privacy.service import SignedDownload
 
 router = Router()
 
@@ -22,8 +21,10 @@ def health(_: Request) -> dict[str, str]:
 
 @router.post("/privacy/requests", body=schemas.CreateRequestBody, status=202, auth=True)
 def create_request(req: Request, body: schemas.CreateRequestBody) -> dict[str, Any]:
-    service = privacy_service()
-    return service.create_request(req.principal, body.type, body.current_password, req.client_ip, req.user_agent)
+    proof = Proof(
+        current_password=body.current_password, google_id_token=body.google_id_token, totp_code=body.totp_code
+    )
+    return privacy_service().create_request(req.principal, body.type, proof, req.client_ip, req.user_agent)
 
 
 @router.get("/privacy/requests", auth=True)
@@ -42,8 +43,15 @@ def cancel_request(req: Request, request_id: str) -> dict[str, Any]:
 
 
 @router.get("/privacy/requests/{request_id}/download", auth=True)
-def download(req: Request, request_id: str) -> flask.Response:
-    return privacy_service().download(req.principal, request_id)
+def download(req: Request, request_id: str) -> Response:
+    """A 303 to a short-lived signed URL (production), or the archive streamed as an attachment."""
+    found = privacy_service().download(req.principal, request_id)
+    if isinstance(found, SignedDownload):
+        return Response(status=303, headers={"Location": found.url})
+    headers = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    if found.size is not None:
+        headers["Content-Length"] = str(found.size)
+    return Response(body=found.chunks, content_type=found.content_type, headers=headers)
 
 
 @router.get("/privacy/access-log", auth=True)
@@ -51,31 +59,26 @@ def access_log(req: Request) -> dict[str, Any]:
     return {"entries": privacy_service().access_log(req.principal)}
 
 
-PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>
-<body><h1>{title}</h1><p>{text}</p>{form}</body></html>"""
-
-
-def _page(title: str, text: str, status: int = 200, form: str = "") -> Response:
-    return Response(
-        PAGE.format(title=html.escape(title), text=html.escape(text), form=form),
-        status=status,
-        content_type="text/html; charset=utf-8",
-    )
+# The link in the erasure-scheduled mail: `{APP_URL}/privacy/cancel#request=<id>&token=<token>`. The fragment never
+# reaches a server (no access log holds the token); fetching the page changes nothing; its button POSTs JSON.
+CANCEL_PAGE = ActionPage(
+    title="Cancel the deletion of your account?",
+    intro="Your WizyVision account is scheduled to be deleted. Cancel the deletion to keep your account and its data.",
+    action="/privacy/cancel",
+    button="Cancel the deletion",
+    done="Deletion cancelled: your account and its data are kept.",
+    fragment_fields=("request",),
+)
 
 
 @router.get("/privacy/cancel")
-def cancel_link(req: Request) -> Response:
-    """The link in the confirmation mail opens a page; only its button (a POST) cancels, so a mail
-    scanner following links cannot cancel anyone's erasure."""
-    action = html.escape(f"/privacy/cancel?request={req.query.get('request', '')}&token={req.query.get('token', '')}")
-    form = f'<form method="post" action="{action}"><button type="submit">Cancel the deletion</button></form>'
-    return _page("Cancel the deletion of your account?", "Your account and its data will be kept.", form=form)
+def cancel_link(_: Request) -> Response:
+    """The page the mail's link opens (GET and HEAD change nothing, so a mail scanner cancels nothing)."""
+    return render_action_page(CANCEL_PAGE)
 
 
-@router.post("/privacy/cancel")
-def cancel_by_link(req: Request) -> Response:
-    try:
-        request = privacy_service().cancel_with_token(req.query.get("request", ""), req.query.get("token", ""))
-    except Problem as problem:
-        return _page("This link cannot be used", problem.detail or problem.title, status=problem.status)
-    return _page("Deletion cancelled", f"Request {request.id} is cancelled: your account and its data are kept.")
+@router.post("/privacy/cancel", body=schemas.CancelByLinkBody)
+def cancel_by_link(_: Request, body: schemas.CancelByLinkBody) -> dict[str, Any]:
+    """The page's button: works without a session (the holder may be signed out); the token proves the mail."""
+    request = privacy_service().cancel_with_token(body.request, body.token)
+    return {"request_id": request.id, "status": request.status}

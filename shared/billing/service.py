@@ -53,9 +53,10 @@ from shared.billing.model import (
 from shared.billing.plans import Catalogue
 from shared.billing.webhook import verify_event
 from shared.config import Settings
-from shared.http.problems import Problem, conflict
+from shared.errors import Conflict, InvalidInput
 from shared.idempotency import Claim, Completed, IdempotencyStore, InProgress
-from shared.identity.model import ACCOUNTS, Account
+from shared.identity.model import Account
+from shared.identity.stores import AccountStore
 from shared.observability import get_logger
 
 log = get_logger(__name__)
@@ -147,10 +148,12 @@ class BillingService:
         mailer: Mailer,
         catalogue: Catalogue,
         idempotency: IdempotencyStore,
+        accounts: AccountStore,
         clock: Clock = utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.db = db
+        self.accounts = accounts  # accounts are read through the identity store only
         self.settings = settings
         self.stripe = stripe
         self.mailer = mailer
@@ -178,8 +181,9 @@ class BillingService:
         return BillingState.from_doc(account_id, snap.to_dict() if snap.exists else None)
 
     def _account(self, account_id: str) -> Account | None:
-        snap = self.db.collection(ACCOUNTS).document(account_id).get()
-        return Account.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
+        if not account_id or "/" in account_id:
+            return None
+        return self.accounts.get(account_id)
 
     # -- account side (P9, P17) -----------------------------------------------------------------
     def view(self, account: Account) -> dict[str, Any]:
@@ -201,16 +205,15 @@ class BillingService:
         """The URL of a Stripe Checkout Session for a subscription to `price_id` (a catalogue price)."""
         plan = self.catalogue.plan_for_price(price_id)
         if plan is None:
-            raise Problem(
-                422,
+            raise InvalidInput(
                 "unknown-price",
-                "Unknown price",
                 "This price is not offered.",
+                title="Unknown price",
                 errors=[{"field": "price", "message": "not in the plan catalogue", "code": "unknown_price"}],
             )
         state = self.state(account.id)
         if state.entitled_subscription(self.catalogue) is not None:
-            raise conflict(
+            raise Conflict(
                 "already-subscribed",
                 "This account already has a subscription: change or cancel it in the billing portal.",
             )
@@ -236,7 +239,7 @@ class BillingService:
         """The URL of a Billing Portal session for the account's Stripe customer."""
         state = self.state(account.id)
         if not state.has_live_customer:
-            raise conflict("no-billing-account", "There is no billing account to manage yet: subscribe first.")
+            raise Conflict("no-billing-account", "There is no billing account to manage yet: subscribe first.")
         session = self.stripe.create_portal_session(
             {"customer": state.customer_id, "return_url": f"{self.settings.app_url}/billing"}
         )

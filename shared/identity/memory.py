@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.errors import Conflict, InvalidToken, Throttled
+from shared.errors import Conflict, InvalidToken, NotFound, Throttled
 from shared.identity.model import Account, PendingSignup, SessionRecord
 from shared.identity.stores import IdentityStores, link_refused
 from shared.identity.throttle import ThrottleState, reserve_attempt, retry_after, undo_attempt
@@ -96,6 +96,20 @@ class MemoryAccounts(_Locked):
                 return False
             codes.remove(digest)
             return True
+
+    def change_roles(
+        self, account_id: str, wanted: Callable[[list[str]], list[str]], guard: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        with self.lock:
+            if account_id not in self.docs:
+                raise NotFound("not-found", "No such account.")
+            before = sorted(self.docs[account_id].get("roles") or [])
+            after = sorted(wanted(before))
+            holders = [d for d in self.docs.values() if guard in (d.get("roles") or [])]
+            if guard in before and guard not in after and len(holders) < 2:
+                raise Conflict("last-admin", "This is the last admin: grant the role to someone else first.")
+            self.docs[account_id].update({"roles": after, "updated_at": now})
+            return before, after
 
     def with_role(self, role: str) -> list[Account]:
         with self.lock:

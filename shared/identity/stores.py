@@ -18,7 +18,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.errors import Conflict, InvalidToken, Throttled
+from shared.errors import Conflict, InvalidToken, NotFound, Throttled
 from shared.identity.model import (
     ACCOUNT_EMAILS,
     ACCOUNTS,
@@ -60,6 +60,9 @@ class AccountStore(Protocol):
     def claim_totp_step(self, account_id: str, step: int) -> bool: ...
     def spend_recovery_code(self, account_id: str, digest: str) -> bool: ...
     def with_role(self, role: str) -> list[Account]: ...
+    def change_roles(
+        self, account_id: str, wanted: Callable[[list[str]], list[str]], guard: str, now: datetime
+    ) -> tuple[list[str], list[str]]: ...
     def status(self, account_id: str) -> str | None: ...
 
 
@@ -230,6 +233,31 @@ class FirestoreAccounts:
     def with_role(self, role: str) -> list[Account]:
         docs = self.db.collection(ACCOUNTS).where(filter=FieldFilter("roles", "array_contains", role)).stream()
         return [Account.from_doc(d.id, d.to_dict() or {}) for d in docs]
+
+    def change_roles(
+        self, account_id: str, wanted: Callable[[list[str]], list[str]], guard: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        """Set the roles `wanted(before)` in one transaction; never leaves no account holding `guard`.
+
+        Returns (before, after); raises NotFound, or Conflict("last-admin") when the change would
+        withdraw `guard` (the admin role) from its last holder (two such changes at once cannot both pass).
+        """
+        ref = self._ref(account_id)
+        holders = self.db.collection(ACCOUNTS).where(filter=FieldFilter("roles", "array_contains", guard))
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> tuple[list[str], list[str]]:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("not-found", "No such account.")
+            before = sorted((snap.to_dict() or {}).get("roles") or [])
+            after = sorted(wanted(before))
+            if guard in before and guard not in after and len(list(tx.get(holders))) < 2:
+                raise Conflict("last-admin", "This is the last admin: grant the role to someone else first.")
+            tx.update(ref, {"roles": after, "updated_at": now})
+            return before, after
+
+        return run(self.db.transaction())
 
 
 class FirestoreSessions:

@@ -12,9 +12,11 @@ def _when(value: object) -> str:
 
 
 def erasure_scheduled(
-    to: str, first_name: str, base_url: str, request_id: str, token: str, runs_at: object, due_at: object
+    to: str, first_name: str, app_url: str, request_id: str, token: str, runs_at: object, due_at: object
 ) -> Mail:
-    link = f"{base_url}/privacy/cancel?request={quote(request_id)}&token={quote(token)}"
+    # The token rides in the fragment: browsers never send it, so no server or proxy log holds it; the
+    # page's button posts it (shared/http/pages.py).
+    link = f"{app_url}/privacy/cancel#request={quote(request_id, safe='')}&token={quote(token, safe='')}"
     return Mail(
         to=to,
         subject="Your account will be deleted",

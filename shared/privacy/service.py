@@ -10,11 +10,11 @@ Every request of another account answers 404 (P20). The work itself runs in the 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import flask
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -22,10 +22,12 @@ from shared.adapters import storage as gcs
 from shared.adapters.mail import Mailer
 from shared.audit import AuditLog
 from shared.config import Settings
-from shared.http.problems import Problem, conflict, not_found
-from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS, ADMIN, STAFF_ROLES, Account, Principal
+from shared.errors import Conflict, Gone, InvalidInput, InvalidToken, NotFound
+from shared.identity.model import ADMIN, STAFF_ROLES, Account, Principal
+from shared.identity.reauth import Proof
 from shared.identity.service import IdentityService
-from shared.identity.tokens import email_key, new_id, new_token, token_hash
+from shared.identity.stores import AccountStore
+from shared.identity.tokens import new_id, new_token, token_hash
 from shared.observability import get_logger
 from shared.privacy import mails
 from shared.privacy.model import (
@@ -54,12 +56,32 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 Publisher = Callable[[str, dict[str, Any]], None]
 
-REAUTH_MAX_AGE = timedelta(minutes=5)
 SIGNED_URL_LIFETIME = timedelta(minutes=15)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SignedDownload:
+    """The export as a short-lived V4 signed URL of its object (production): the route redirects to it."""
+
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ArchiveDownload:
+    """The export archive itself, streamed chunk by chunk (local): the route sends it as an attachment."""
+
+    chunks: Iterable[bytes]
+    filename: str
+    size: int | None
+    content_type: str = "application/zip"
+
+
+Download = SignedDownload | ArchiveDownload
 
 
 class PrivacyService:
@@ -75,9 +97,11 @@ class PrivacyService:
         publish: Publisher,
         audit: AuditLog,
         url_signer: Callable[[], Any],
+        accounts: AccountStore,
         clock: Clock = utcnow,
     ) -> None:
         self.db = db
+        self.accounts = accounts  # every read and write of an account goes through the identity store
         self.settings = settings
         self.storage = storage
         self._identity = identity
@@ -102,7 +126,7 @@ class PrivacyService:
         """The caller's own request, or 404: another account's request does not exist for them (P20)."""
         request = self._load(request_id)
         if request is None or not hmac.compare_digest(request.account_id, principal.account.id):
-            raise not_found("No such request on this account.")
+            raise NotFound("not-found", "No such request on this account.")
         return request
 
     def _open_of(self, account_id: str, kind: str) -> PrivacyRequest | None:
@@ -149,19 +173,22 @@ class PrivacyService:
 
     # -- the account holder ---------------------------------------------------------------------------
     def create_request(
-        self, principal: Principal, kind: str, current_password: str | None, ip: str, user_agent: str
+        self, principal: Principal, kind: str, proof: Proof | None, ip: str, user_agent: str
     ) -> dict[str, Any]:
+        """An export or an erasure of the caller's account. An erasure first passes the identity step-up
+        policy (P25): a current password, a recent Google sign-in, a second-factor code, or a step-up
+        made moments ago in the same session; otherwise ReauthenticationRequired (403) or Throttled."""
         account = principal.account
         if kind not in (EXPORT, ERASURE):
-            raise Problem(422, "validation-error", "Invalid request body", "type is export or erasure.")
+            raise InvalidInput("validation-error", "type is export or erasure.")
         existing = self._open_of(account.id, kind)
         if existing is not None:
-            raise conflict(
+            raise Conflict(
                 "request-already-open", f"An {kind} request is already open: {existing.id} ({existing.status})."
             )
         grace = timedelta(0)
         if kind == ERASURE:
-            self._identity().confirm_holder(principal, current_password, ip, user_agent, REAUTH_MAX_AGE)
+            self._identity().step_up.require(principal, proof or Proof(), ip, user_agent)
             grace = timedelta(hours=self.settings.erasure_grace_hours)
         request, token = self._new_request(
             account.id, kind, grace=grace, requested_by=REQUESTED_BY_HOLDER, actor_id=None, reason=""
@@ -174,7 +201,7 @@ class PrivacyService:
                     mails.erasure_scheduled(
                         account.email,
                         account.first_name,
-                        self.settings.public_base_url,
+                        self.settings.app_url,
                         request.id,
                         token,
                         request.run_after,
@@ -213,7 +240,7 @@ class PrivacyService:
     def cancel_with_token(self, request_id: str, token: str) -> PrivacyRequest:
         """The link of the confirmation mail: works without a session (the account may be signed out)."""
         if not token:
-            raise Problem(400, "invalid-token", "Invalid link", "This link is invalid.")
+            raise InvalidToken("invalid-token", "This link is invalid.")
         return self._cancel(request_id, token=token)
 
     def _cancel(self, request_id: str, token: str | None) -> PrivacyRequest:
@@ -224,16 +251,16 @@ class PrivacyService:
         def cancel(tx: firestore.Transaction) -> PrivacyRequest:
             snap = ref.get(transaction=tx) if request_id and "/" not in request_id else None
             if snap is None or not snap.exists:
-                raise not_found("No such request.")
+                raise NotFound("not-found", "No such request.")
             request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
             if token is not None and not (
                 request.cancel_token_hash and hmac.compare_digest(request.cancel_token_hash, token_hash(token))
             ):
-                raise Problem(400, "invalid-token", "Invalid link", "This link is invalid or no longer works.")
+                raise InvalidToken("invalid-token", "This link is invalid or no longer works.")
             if request.status == CANCELLED:
                 return request
             if request.status != SCHEDULED or (request.run_after and request.run_after <= now):
-                raise conflict(
+                raise Conflict(
                     "not-cancellable", "Only an erasure in its grace period can be cancelled; this one has started."
                 )
             tx.update(ref, {"status": CANCELLED, "cancelled_at": now, "cancel_token_hash": None, "updated_at": now})
@@ -244,28 +271,24 @@ class PrivacyService:
         log.info("privacy request cancelled", request_id=request.id)
         return request
 
-    def download(self, principal: Principal, request_id: str) -> flask.Response:
+    def download(self, principal: Principal, request_id: str) -> Download:
         """The export archive, for its holder only: streamed, or a short-lived V4 signed URL in production."""
         request = self._owned(principal, request_id)
         export = request.export or {}
         if request.type != EXPORT or not export.get("object"):
-            raise conflict("export-not-ready", "The export is not ready yet; a mail says when it is.")
+            raise Conflict("export-not-ready", "The export is not ready yet; a mail says when it is.")
         expires_at = export.get("expires_at")
         now = self.clock()
         if expires_at is None or expires_at <= now:
-            raise Problem(410, "export-expired", "Export expired", "Exports are deleted after 7 days; ask again.")
+            raise Gone("export-expired", "Exports are deleted after 7 days; ask again.", title="Export expired")
         blob = gcs.bucket(self.storage, export.get("bucket") or self.settings.exports_bucket).blob(export["object"])
         filename = f"wizyvision-export-{request.id}.zip"
         if self.settings.export_signed_urls:
             lifetime = min(SIGNED_URL_LIFETIME, expires_at - now)
             url = gcs.signed_download_url(blob, lifetime, filename, self._url_signer())
-            return flask.Response(status=303, headers={"Location": url})
+            return SignedDownload(url=url, expires_at=now + lifetime)
         blob.reload()
-        response = flask.Response(gcs.read_chunks(blob), status=200, content_type="application/zip")
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-        if blob.size is not None:
-            response.headers["Content-Length"] = str(blob.size)
-        return response
+        return ArchiveDownload(chunks=gcs.read_chunks(blob), filename=filename, size=blob.size)
 
     def access_log(self, principal: Principal) -> list[dict[str, Any]]:
         """What staff did with this account (P10): the audit log entries about it."""
@@ -275,19 +298,18 @@ class PrivacyService:
     def _account(self, account_id: str) -> Account | None:
         if not account_id or "/" in account_id:
             return None
-        snap = self.db.collection(ACCOUNTS).document(account_id).get()
-        return Account.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
+        return self.accounts.get(account_id)
 
     def account_id_for(self, email: str) -> str | None:
         """The account of a login address (the email index), for staff tools."""
-        snap = self.db.collection(ACCOUNT_EMAILS).document(email_key(email)).get()
-        return str((snap.to_dict() or {}).get("account_id")) if snap.exists else None
+        account = self.accounts.find_by_email(email)
+        return account.id if account is not None else None
 
     def start_dpo_erasure(self, actor_id: str, account_id: str, reason: str) -> dict[str, Any]:
         """Immediate erasure on request to the DPO (P28): no grace period, the reason is kept."""
         account = self._account(account_id)
         if account is None:
-            raise not_found("No such account (it may already be erased: see the deletion records).")
+            raise NotFound("not-found", "No such account (it may already be erased: see the deletion records).")
         existing = self._open_of(account_id, ERASURE)
         if existing is not None:
             if existing.status == SCHEDULED:
@@ -330,10 +352,10 @@ class PrivacyService:
         def reset(tx: firestore.Transaction) -> PrivacyRequest:
             snap = ref.get(transaction=tx)
             if not snap.exists:
-                raise not_found("No such open request.")
+                raise NotFound("not-found", "No such open request.")
             request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
             if request.status != NEEDS_ATTENTION:
-                raise conflict("not-retryable", f"The request is {request.status}: only needs_attention is retried.")
+                raise Conflict("not-retryable", f"The request is {request.status}: only needs_attention is retried.")
             for step in request.steps.values():
                 if step.status not in SUCCEEDED:
                     step.status, step.attempts, step.next_attempt_at = PENDING, 0, None
@@ -382,36 +404,23 @@ class PrivacyService:
         (or the CLI) does this. An account is never left without any admin."""
         unknown = [r for r in (*(roles or []), *add, *remove) if r not in STAFF_ROLES]
         if unknown:
-            raise Problem(422, "unknown-role", "Unknown role", f"Roles are {', '.join(sorted(STAFF_ROLES))}.")
-        ref = self.db.collection(ACCOUNTS).document(account_id)
-        now = self.clock()
-        wanted: list[str] = []
+            raise InvalidInput("unknown-role", f"Roles are {', '.join(sorted(STAFF_ROLES))}.", title="Unknown role")
 
-        @firestore.transactional
-        def change(tx: firestore.Transaction) -> list[str]:
-            nonlocal wanted
-            snap = ref.get(transaction=tx) if account_id and "/" not in account_id else None
-            if snap is None or not snap.exists:
-                raise not_found("No such account.")
-            before = sorted((snap.to_dict() or {}).get("roles") or [])
+        def wanted(before: list[str]) -> list[str]:
             base = set(before if roles is None else roles)
-            wanted = sorted((base | set(add)) - set(remove))
-            if ADMIN in before and ADMIN not in wanted:
-                admins = self.db.collection(ACCOUNTS).where(filter=FieldFilter("roles", "array_contains", ADMIN))
-                if len(list(admins.limit(2).stream(transaction=tx))) < 2:
-                    raise conflict("last-admin", "This is the last admin: grant the role to someone else first.")
-            tx.update(ref, {"roles": wanted, "updated_at": now})
-            return before
+            return sorted((base | set(add)) - set(remove))
 
-        before = change(self.db.transaction())
-        log.info("staff roles changed", account_id=account_id, actor_id=actor_id, roles=wanted)
-        return {"account_id": account_id, "roles": wanted, "previous_roles": before, "reason": reason}
+        # One transaction: two admins withdrawing each other's role at once cannot both pass (last-admin).
+        before, wanted_roles = self.accounts.change_roles(account_id, wanted, ADMIN, self.clock())
+        log.info("staff roles changed", account_id=account_id, actor_id=actor_id, roles=wanted_roles)
+        return {"account_id": account_id, "roles": wanted_roles, "previous_roles": before, "reason": reason}
 
-    def audit_admin_call(self, request: Any, route: Any, body: Any, problem: Problem | None) -> None:
+    def audit_admin_call(self, request: Any, route: Any, body: Any, problem: Any | None) -> None:
         """Write one admin call to the audit log (P10, P28), allowed or refused, before anything happens.
 
         The action is the route ("POST /admin/privacy/erasures"); the target account comes from the
         path or the body, the reason from the body. If the entry cannot be written, the call fails.
+        `problem` is the HTTP edge's refusal (anything with `status` and `slug`), or None.
         """
         account = request.principal.account
         params = dict(request.path_params)

@@ -40,9 +40,11 @@ from pydantic import BaseModel, ConfigDict
 from shared import datamap
 from shared.adapters import storage as gcs
 from shared.adapters.mail import Mailer
+from shared.billing.model import BILLING_ACCOUNTS, BillingState
 from shared.config import Settings
 from shared.events import PubSubMessage
 from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS, SESSIONS, Account
+from shared.identity.stores import AccountStore
 from shared.observability import get_logger
 from shared.privacy import export as archive
 from shared.privacy import mails
@@ -82,7 +84,6 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 Publisher = Callable[[str, dict[str, Any]], None]
 
-BILLING_ACCOUNTS = "billing_accounts"  # where billing keeps the Stripe customer id of an account (issue 3)
 RUN_BUDGET = timedelta(minutes=7)  # stop and hand over before the function's 9-minute timeout
 # How long after an erasure the scheduled check still sweeps the account's storage places for late writes:
 # longer than Pub/Sub redelivers a message (7 days), so a product event retried for days finds its archive
@@ -157,11 +158,13 @@ class PrivacyWorker:
         adapters: Callable[[], Sequence[ProcessorAdapter]],
         mailer: Mailer,
         publish: Publisher,
+        accounts: AccountStore,
         clock: Clock = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
+        self.accounts = accounts  # the account is read and disabled through the identity store
         self.settings = settings
         self.storage = storage
         self._adapters = adapters
@@ -406,13 +409,13 @@ class PrivacyWorker:
 
     # -- erasure steps ----------------------------------------------------------------------------
     def _account(self, account_id: str) -> Account | None:
-        snap = self.db.collection(ACCOUNTS).document(account_id).get()
-        return Account.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
+        return self.accounts.get(account_id)
 
     def _subject_of(self, account: Account) -> dict[str, Any]:
+        """The identifiers every step erases by, kept on the request before the account goes. The Stripe
+        customer is the one billing linked: `billing_accounts/{account_id}.customer_id` (BillingState)."""
         billing = self.db.collection(BILLING_ACCOUNTS).document(account.id).get()
-        billing_data = billing.to_dict() or {} if billing.exists else {}
-        customer = billing_data.get("customer_id") or billing_data.get("stripe_customer_id")
+        customer = BillingState.from_doc(account.id, billing.to_dict() if billing.exists else None).customer_id
         return {
             "account_id": account.id,
             "email": account.email,
@@ -430,7 +433,7 @@ class PrivacyWorker:
                 changes["subject"] = self._subject_of(account)
                 request.subject = changes["subject"]
             if account.status != "erasing":
-                self.db.collection(ACCOUNTS).document(account.id).update({"status": "erasing"})
+                self.accounts.update(account.id, {"status": "erasing"})
         ended = delete_documents(self.db, SESSIONS, "account_id", request.account_id)
         if account is not None and request.subject and request.requested_by == REQUESTED_BY_DPO:
             subject = request.subject
@@ -507,8 +510,8 @@ class PrivacyWorker:
         return Outcome(DONE, "held data collected" if held.get("found", True) else "holds nothing")
 
     def _erasing(self, account_id: str) -> bool:
-        account = self._account(account_id)
-        return account is None or account.status == "erasing"
+        status = self.accounts.status(account_id)
+        return status is None or status == "erasing"
 
     def _build_archive(self, request: PrivacyRequest) -> Outcome:
         handle = gcs.bucket(self.storage, self.settings.exports_bucket)

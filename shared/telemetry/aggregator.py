@@ -30,12 +30,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.observability import get_logger
+
+if TYPE_CHECKING:
+    from shared.identity.stores import AccountStore
 from shared.telemetry import sketches
 from shared.telemetry.catalogue import CATALOGUE, PLAN_TIERS, PRODUCT, WEB
 from shared.telemetry.model import TelemetryMessage
@@ -121,9 +124,15 @@ class AccountLookup:
     """
 
     BILLING_ACCOUNTS = "billing_accounts"
-    ACCOUNTS = "accounts"
 
-    def __init__(self, db: Callable[[], firestore.Client], clock: Callable[[], datetime], ttl: float = 60) -> None:
+    def __init__(
+        self,
+        accounts: Callable[[], AccountStore],
+        db: Callable[[], firestore.Client],
+        clock: Callable[[], datetime],
+        ttl: float = 60,
+    ) -> None:
+        self._accounts = accounts  # the account's status, through the identity store
         self._db = db
         self._clock = clock
         self._ttl = timedelta(seconds=ttl)
@@ -135,11 +144,10 @@ class AccountLookup:
         hit = self._cache.get(account_id)
         if hit and now - hit[0] < self._ttl:
             return hit[1], hit[2]
-        db = self._db()
-        account = db.collection(self.ACCOUNTS).document(account_id).get(field_paths=["status"])
+        status = self._accounts().status(account_id)
         # An account being erased is gone already: nothing more is archived under it.
-        exists = account.exists and (account.to_dict() or {}).get("status") != "erasing"
-        snap = db.collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
+        exists = status is not None and status != "erasing"
+        snap = self._db().collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
         plan = (snap.to_dict() or {}).get("plan") if snap.exists else None
         tier = plan if plan in PLAN_TIERS else ("free" if plan is None else "other")
         if len(self._cache) > 10_000:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.config import Settings
-from shared.http.problems import Problem
+from shared.errors import InvalidInput, Unavailable
 from shared.observability import get_logger
 from shared.telemetry.catalogue import PRODUCT, WEB, Stream
 from shared.telemetry.model import (
@@ -102,9 +102,9 @@ class IngestService:
         if stream == WEB:
             site = (site or "").strip().lower().removeprefix("www.")
             if not site:
-                raise Problem(422, "site-required", "Site required", "Anonymous events name their site.")
+                raise InvalidInput("site-required", "Anonymous events name their site.", title="Site required")
             if not _HOST.match(site) or not site_allowed(site, self.settings.telemetry_sites):
-                raise Problem(422, "unknown-site", "Unknown site", "This site does not send analytics here.")
+                raise InvalidInput("unknown-site", "This site does not send analytics here.", title="Unknown site")
         else:
             site = PRODUCT_SITE
         now = self.clock()
@@ -152,11 +152,7 @@ class IngestService:
             )
         except Exception as exc:
             log.error("telemetry publish failed", error=type(exc).__name__, events=len(accepted))
-            raise Problem(
-                503,
-                "telemetry-unavailable",
-                "Service unavailable",
-                "The events could not be queued; send them again later.",
-                headers={"Retry-After": "30"},
+            raise Unavailable(
+                "The events could not be queued; send them again later.", slug="telemetry-unavailable", retry_after=30
             ) from None
         return result

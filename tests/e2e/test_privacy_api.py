@@ -8,6 +8,7 @@ that nothing but those processor steps failed, and that every store was erased a
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -18,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -31,7 +33,17 @@ from shared.audit import AUDIT_LOG, AuditLog
 from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS
 from shared.identity.tokens import email_key
 from tests.e2e.test_auth_google import google_id_token
-from tests.support import Client, Mailbox, new_email, signin, signup_and_verify
+from tests.support import (
+    Client,
+    Mailbox,
+    confirm_signup,
+    link_token,
+    new_email,
+    new_password,
+    signin,
+    signup,
+    signup_and_verify,
+)
 
 pytestmark = pytest.mark.policy("P11")
 
@@ -147,31 +159,89 @@ def test_export_round_trip_only_its_holder_can_see_or_download(client: Client, m
     assert client.get(f"/privacy/requests/{request_id}/download").status_code == 401
 
 
-def test_erasure_needs_reauthentication_and_the_mailed_link_cancels_it(
-    client: Client, mailbox: Mailbox, stack: Any
-) -> None:
-    user, email, password = _user(client, mailbox)
+@pytest.mark.policy("P11", "P25")
+def test_erasure_needs_reauthentication(client: Client, mailbox: Mailbox, stack: Any) -> None:
+    user, _, password = _user(client, mailbox)
     refused = user.post("/privacy/requests", json={"type": "erasure"})
     assert refused.status_code == 403 and refused.json()["type"].endswith("/reauthentication-required")
+    assert "current_password" in refused.json()["methods"]
     wrong = user.post("/privacy/requests", json={"type": "erasure", "current_password": "not it at all"})
     assert wrong.status_code == 403 and wrong.json()["type"].endswith("/invalid-current-password")
+    # A password account cannot prove itself with a Google token it has no Google identity for.
+    google = user.post("/privacy/requests", json={"type": "erasure", "google_id_token": "x" * 40})
+    assert google.status_code == 403 and google.json()["type"].endswith("/reauthentication-required")
 
     response = user.post("/privacy/requests", json={"type": "erasure", "current_password": password})
     assert response.status_code == 202, response.text
     receipt = response.json()
     assert receipt["status"] == "scheduled" and receipt["cancellable_until"] < receipt["due_at"]
-    found = re.search(r"https?://[^/\s]+(/privacy/cancel\?\S+)", message_text(mailbox.last(email, "will be deleted")))
+    assert user.post(f"/privacy/requests/{receipt['request_id']}/cancel").json()["status"] == "cancelled"
+
+
+@pytest.mark.policy("P11", "P25", "P2")
+def test_a_google_account_asks_for_erasure_with_a_fresh_google_sign_in(client: Client, stack: Any) -> None:
+    email = new_email("erase-google")
+    subject = secrets.token_hex(8)
+    first = google_id_token(stack, subject, email, name="Gina Gone")["idToken"]
+    signed_in = client.post("/auth/google", json={"id_token": first})
+    assert signed_in.status_code == 200, signed_in.text
+    user = client.clone(token=signed_in.json()["session_token"])
+    refused = user.post("/privacy/requests", json={"type": "erasure"})
+    assert refused.status_code == 403 and refused.json()["methods"] == ["google_id_token"]
+
+    fresh = google_id_token(stack, subject, email, name="Gina Gone")["idToken"]
+    response = user.post("/privacy/requests", json={"type": "erasure", "google_id_token": fresh})
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "scheduled"
+    assert user.post(f"/privacy/requests/{response.json()['request_id']}/cancel").json()["status"] == "cancelled"
+
+
+@pytest.mark.policy("P11", "P1")
+def test_the_mailed_cancel_link_opens_a_page_whose_button_cancels(client: Client, mailbox: Mailbox, stack: Any) -> None:
+    user, email, password = _user(client, mailbox)
+    response = user.post("/privacy/requests", json={"type": "erasure", "current_password": password})
+    assert response.status_code == 202, response.text
+    request_id = response.json()["request_id"]
+
+    text = message_text(mailbox.last(email, "will be deleted"))
+    found = re.search(r"https?://[^/\s]+(/privacy/cancel)#(\S+)", text)
     assert found, "no cancel link in the confirmation mail"
-    path = found.group(1)
-    # Opening the link shows a page; only its button cancels (a mail scanner's GET changes nothing).
+    # The request and the token ride in the fragment, which a browser never sends: no query string
+    # (and so no access log) ever holds the token.
+    assert "?token=" not in text and "/privacy/cancel?" not in text
+    fragment = dict(parse_qsl(found.group(2)))
+    assert fragment.keys() == {"request", "token"} and fragment["request"] == request_id
+    token, path = fragment["token"], found.group(1)
+
+    def status() -> str:
+        return str(user.get(f"/privacy/requests/{request_id}").json()["status"])
+
+    # What a browser, a mail scanner or a link preview fetches changes nothing: GET and HEAD show the page,
+    # even with the fragment's contents pasted into a query string, which is never read.
     page = client.get(path)
-    assert page.status_code == 200 and '<form method="post"' in page.text
-    assert user.get(f"/privacy/requests/{receipt['request_id']}").json()["status"] == "scheduled"
-    assert client.post(path.replace("token=", "token=x")).status_code == 400
-    cancelled = client.post(path)
-    assert cancelled.status_code == 200 and "cancelled" in cancelled.text
-    assert user.get(f"/privacy/requests/{receipt['request_id']}").json()["status"] == "cancelled"
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "form-action 'none'" in page.headers["Content-Security-Policy"]
+    confs = [json.loads(html.unescape(c)) for c in re.findall(r'data-conf="([^"]*)"', page.text)]
+    button = next(c for c in confs if c["action"] == "/privacy/cancel")
+    assert button["needsToken"] and ["request"] in button.values(), "the request id comes from the fragment too"
+    assert token not in page.text
+    assert client.request("HEAD", path).status_code == 200
+    assert client.get(f"{path}?{found.group(2)}").status_code == 200
+    assert client.post(f"{path}?{found.group(2)}").status_code in (400, 415)
+    assert status() == "scheduled"
+
+    # The page's button: a JSON POST of the fragment's parameters.
+    forged = client.post(path, json={"request": request_id, "token": "x" + token})
+    assert forged.status_code == 400 and forged.json()["type"].endswith("/invalid-token")
+    assert status() == "scheduled"
+    cancelled = client.post(path, json=fragment)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json() == {"request_id": request_id, "status": "cancelled"}
+    assert status() == "cancelled"
+    assert client.post(path, json=fragment).status_code == 400, "the token worked once"
     assert user.get("/auth/me").status_code == 200
+    log = Path(stack.gateway_log).read_text(encoding="utf-8", errors="replace")
+    assert token not in log, "the cancel token reached a log line"
 
 
 @pytest.mark.policy("P28", "P10")
@@ -249,7 +319,14 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     _wait(leftovers, lambda left: not left, timeout=30)
     assert user.get("/auth/me").status_code == 401
     assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
-    signup_and_verify(client.clone(), mailbox, email=email)
+    # The address registers again as a new account (wait for the new confirmation mail: the first one,
+    # already used, is still in the mailbox).
+    again, new_pass = client.clone(), new_password()
+    before = mailbox.count(email, "confirm your email")
+    signup(again, email, new_pass)
+    _wait(lambda: mailbox.count(email, "confirm your email"), lambda n: n > before, timeout=20)
+    confirmed = confirm_signup(again, link_token(mailbox.last(email, "confirm your email")), new_pass)
+    assert confirmed.status_code == 200, confirmed.text
     assert _account_id(stack, email) != account_id
 
     # Every admin call of this test is in the audit log, refused ones too, and the chain is intact.

@@ -30,7 +30,8 @@ from shared.billing.model import BILLING_ACCOUNTS, BILLING_CUSTOMERS, BILLING_EV
 from shared.billing.service import BillingService, event_key
 from shared.bootstrap import build_billing_service
 from shared.config import Settings
-from shared.http.problems import Problem
+from shared.errors import Conflict, InvalidInput
+from shared.http.errors import problem_for
 from shared.idempotency import COMPLETED, FAILED, IdempotencyStore, InProgress
 from shared.identity.model import ACCOUNTS, Account
 from tests.stripe_support import StripeSessionsFake, event
@@ -299,15 +300,17 @@ def test_checkout_refuses_unknown_prices_and_second_subscriptions(
     service: BillingService, fake: FakeStripe, db: firestore.Client
 ) -> None:
     account = new_account(db)
-    with pytest.raises(Problem) as unknown:
+    with pytest.raises(InvalidInput) as unknown:
         service.checkout(account, "price_not_in_catalogue")
-    assert unknown.value.status == 422 and unknown.value.slug == "unknown-price"
+    answer = problem_for(unknown.value)
+    assert answer.status == 422 and answer.slug == "unknown-price" and answer.title == "Unknown price"
+    assert answer.extensions["errors"][0]["code"] == "unknown_price"
     customer_id = customer_of(service, fake, account)
     sub = fake.add_subscription(customer_id, "price_pro_monthly")
     service.receive(ref_of("customer.subscription.created", sub))
-    with pytest.raises(Problem) as twice:
+    with pytest.raises(Conflict) as twice:
         service.checkout(account, "price_enterprise_monthly")
-    assert twice.value.status == 409 and twice.value.slug == "already-subscribed"
+    assert problem_for(twice.value).status == 409 and twice.value.code == "already-subscribed"
 
 
 @pytest.mark.policy("P17")
@@ -315,9 +318,9 @@ def test_portal_session_for_the_accounts_customer(
     http_service: BillingService, sessions_fake: StripeSessionsFake, db: firestore.Client, config: Settings
 ) -> None:
     account = new_account(db)
-    with pytest.raises(Problem) as none_yet:
+    with pytest.raises(Conflict) as none_yet:
         http_service.portal(account)
-    assert none_yet.value.status == 409 and none_yet.value.slug == "no-billing-account"
+    assert problem_for(none_yet.value).status == 409 and none_yet.value.code == "no-billing-account"
     http_service.checkout(account, "price_pro_monthly")
     customer_id = http_service.state(account.id).customer_id
     url = http_service.portal(account)

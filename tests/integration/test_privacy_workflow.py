@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -22,18 +23,22 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from google.cloud import firestore
 from google.oauth2 import service_account
 
 from shared import datamap
+from shared.billing.model import BILLING_ACCOUNTS, BillingState
 from shared.bootstrap import build_identity_service, build_privacy_service, build_privacy_worker
-from shared.http.problems import Problem
-from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS
+from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS, Account
+from shared.identity.reauth import Proof
+from shared.identity.stores import FirestoreAccounts
 from shared.identity.tokens import email_key
 from shared.privacy.model import DELETION_RECORDS, PRIVACY_REQUESTS
-from shared.privacy.service import PrivacyService
+from shared.privacy.service import ArchiveDownload, PrivacyService, SignedDownload
 from shared.privacy.worker import Busy, PrivacyJob, PrivacyWorker
 from shared.processors import StepOutcome
 from tests.privacy_support import (
+    REFUSED,
     SEED_IP,
     Clock,
     FakeAdapter,
@@ -43,6 +48,7 @@ from tests.privacy_support import (
     Sleeper,
     db_for,
     fake_adapters,
+    refusal,
     remaining,
     seed_account,
     settings,
@@ -138,7 +144,9 @@ def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_da
     assert not any(left.values()), f"data left behind: { {k: v for k, v in left.items() if v} }"
     # The email index is gone with the account: the address can register again as a new account.
     assert not h.db.collection(ACCOUNT_EMAILS).document(email_key(seeded.account.email)).get().exists
-    h.identity.signup(seeded.account.email, "a new and long passphrase 42", "Ada", "Again", "203.0.113.9", "UA")
+    passphrase = "a new and long passphrase 42"
+    h.identity.registration.signup(seeded.account.email, passphrase, "Ada", "Again", "203.0.113.9", "UA")
+    h.identity.registration.confirm(_token(h.mailer.sent[-1].text), passphrase, "203.0.113.9", "UA")
     again = h.db.collection(ACCOUNT_EMAILS).document(email_key(seeded.account.email)).get().to_dict()
     assert again and again["account_id"] != seeded.account.id
 
@@ -171,6 +179,27 @@ def test_dpo_erasure_empties_every_place_and_leaves_a_record_without_personal_da
     assert any(r["request_id"] == receipt["request_id"] for r in h.service.deletion_records())
 
 
+@pytest.mark.policy("P11", "P26")
+def test_stripe_is_asked_by_the_customer_id_billing_linked(stack: Any) -> None:
+    """The Stripe step erases (and the export reads) the customer billing keeps in
+    `billing_accounts/{account_id}.customer_id`, the document as BillingState writes it; there never was a
+    `stripe_customer_id` field, so a worker reading that one would fall back to a search by email."""
+    h = Harness(stack, fake_adapters())
+    seeded, dpo = h.seed(), h.staff("dpo")
+    customer_id = f"cus_{seeded.account.id[-10:]}"
+    linked = BillingState(account_id=seeded.account.id, customer_id=customer_id, customer_generation=1)
+    h.db.collection(BILLING_ACCOUNTS).document(seeded.account.id).set(linked.to_doc())
+    stripe = next(a for a in h.adapters if a.name == "Stripe")
+
+    export_id = h.service.create_request(seeded.principal, "export", None, "203.0.113.5", "UA")["request_id"]
+    assert h.worker.run(export_id) == "completed"
+    assert [s.stripe_customer_id for s in stripe.export_calls] == [customer_id]
+
+    request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
+    assert h.worker.run(request_id) == "completed"
+    assert [s.stripe_customer_id for s in stripe.erase_calls] == [customer_id]
+
+
 def test_sessions_die_at_the_first_step(stack: Any) -> None:
     # The worker dies right after the first step: the account is already unusable.
     h = Harness(stack, fake_adapters(Google=[Killed()]))
@@ -179,9 +208,9 @@ def test_sessions_die_at_the_first_step(stack: Any) -> None:
     request_id = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "test")["request_id"]
     with pytest.raises(Killed):
         h.worker.run(request_id)
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(REFUSED) as refused:
         h.identity.authenticate(seeded.token)
-    assert refused.value.status == 401
+    assert refusal(refused.value).status == 401
     assert h.db.collection(ACCOUNTS).document(seeded.account.id).get().to_dict()["status"] == "erasing"
     assert remaining(h.db, h.storage, h.config, seeded.account.id)["firestore:sessions"] == 0
 
@@ -308,7 +337,7 @@ def test_processor_404_then_429_then_500_three_times(stack: Any, caplog: pytest.
     assert any(r["request_id"] == request_id for r in h.service.open_requests())
 
     # The DPO retries once HubSpot is back: only the failed steps run again.
-    with pytest.raises(Problem):
+    with pytest.raises(REFUSED):
         h.service.retry("prq_no_such_request")
     h.service.retry(request_id)
     assert h.worker.run(request_id) == "completed"
@@ -374,32 +403,35 @@ def test_the_scheduled_check_sweeps_writes_that_land_after_an_erasure(stack: Any
 def test_holder_erasure_needs_reauthentication_and_can_be_cancelled_in_its_grace_period(stack: Any) -> None:
     h = Harness(stack, fake_adapters(), ERASURE_GRACE_HOURS="24")
     password = "correct horse battery staple 9"
-    h.identity.signup(f"holder.{id(h)}@example.com", password, "Ada", "Holder", "203.0.113.5", "UA")
+    h.identity.registration.signup(f"holder.{id(h)}@example.com", password, "Ada", "Holder", "203.0.113.5", "UA")
     email = h.mailer.sent[-1].to
-    h.identity.verify_email(_token(h.mailer.sent[-1].text))
-    _token_, _record, account = h.identity.signin(email, password, "203.0.113.5", "UA")
+    h.identity.registration.confirm(_token(h.mailer.sent[-1].text), password, "203.0.113.5", "UA")
+    _token_, _record, account = h.identity.signin.signin(email, password, "203.0.113.5", "UA")
     principal = h.identity.authenticate(_token_)
 
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(REFUSED) as refused:
         h.service.create_request(principal, "erasure", None, "203.0.113.5", "UA")
-    assert refused.value.slug == "reauthentication-required"
-    with pytest.raises(Problem) as wrong:
-        h.service.create_request(principal, "erasure", "not the password", "203.0.113.5", "UA")
-    assert wrong.value.slug == "invalid-current-password"
+    assert refusal(refused.value).slug == "reauthentication-required"
+    with pytest.raises(REFUSED) as wrong:
+        h.service.create_request(principal, "erasure", Proof(current_password="not the password"), "203.0.113.5", "UA")
+    assert refusal(wrong.value).slug == "invalid-current-password"
 
-    receipt = h.service.create_request(principal, "erasure", password, "203.0.113.5", "UA")
+    receipt = h.service.create_request(principal, "erasure", Proof(current_password=password), "203.0.113.5", "UA")
     assert receipt["status"] == "scheduled"
     assert receipt["due_at"] > receipt["cancellable_until"]
     mail = h.mailer.to(email)[-1]
-    assert mail.subject == "Your account will be deleted" and "/privacy/cancel?request=" in mail.text
+    # The link opens the app's page; request and token ride in the fragment, never in a query string.
+    assert mail.subject == "Your account will be deleted"
+    assert f"{h.config.app_url}/privacy/cancel#request={receipt['request_id']}&token=" in mail.text
+    assert "?token=" not in mail.text and "&token=" not in mail.text.split("#", 1)[0]
     # A second erasure request while one is open is refused.
-    with pytest.raises(Problem) as twice:
-        h.service.create_request(principal, "erasure", password, "203.0.113.5", "UA")
-    assert twice.value.status == 409
+    with pytest.raises(REFUSED) as twice:
+        h.service.create_request(principal, "erasure", Proof(current_password=password), "203.0.113.5", "UA")
+    assert refusal(twice.value).status == 409
     # The worker does nothing during the grace period; the holder cancels with the link.
     assert h.worker.run(receipt["request_id"]) == "scheduled"
     assert h.identity.authenticate(_token_).account.status == "active"
-    with pytest.raises(Problem):
+    with pytest.raises(REFUSED):
         h.service.cancel_with_token(receipt["request_id"], "forged")
     cancelled = h.service.cancel_with_token(receipt["request_id"], _token(mail.text))
     assert cancelled.status == "cancelled"
@@ -413,16 +445,19 @@ def test_holder_erasure_runs_after_its_grace_period(stack: Any) -> None:
     h.db.collection(ACCOUNTS).document(seeded.account.id).update({"password_hash": None, "google_subject": "g-1"})
     google = seeded.session
     google.method = "google"
-    google.authenticated_at = h.clock() - timedelta(minutes=6)
-    with pytest.raises(Problem):
+    seeded.account.password_hash, seeded.account.google_subject = None, "g-1"
+    # A Google account proves itself with a fresh Google sign-in; a step-up made in this session a while
+    # ago (past the window) does not count any more, one made a minute ago does.
+    google.reauthenticated_at = h.clock() - timedelta(minutes=h.config.reauth_minutes, seconds=1)
+    with pytest.raises(REFUSED) as stale:
         h.service.create_request(seeded.principal, "erasure", None, "203.0.113.5", "UA")
-    google.authenticated_at = h.clock() - timedelta(minutes=1)
-    seeded.account.password_hash = None
+    assert refusal(stale.value).status == 403 and refusal(stale.value).slug == "reauthentication-required"
+    google.reauthenticated_at = h.clock() - timedelta(minutes=1)
     receipt = h.service.create_request(seeded.principal, "erasure", None, "203.0.113.5", "UA")
     h.clock.advance(hours=24, seconds=1)
-    with pytest.raises(Problem) as late:
+    with pytest.raises(REFUSED) as late:
         h.service.cancel(seeded.principal, receipt["request_id"])
-    assert late.value.status == 409
+    assert refusal(late.value).status == 409
     h.worker.tick()
     assert ("privacy-jobs", {"kind": "run", "request_id": receipt["request_id"]}) in h.published
     assert h.worker.run(receipt["request_id"]) == "completed"
@@ -458,16 +493,19 @@ def test_export_round_trip_and_only_its_holder_sees_it(stack: Any) -> None:
     h.service.audit.record("acc_staff", "test.read", target_account_id=seeded.account.id, reason="t", roles=["support"])
     receipt = h.service.create_request(seeded.principal, "export", None, "203.0.113.5", "UA")
     assert receipt["status"] == "queued"
-    with pytest.raises(Problem) as early:
+    with pytest.raises(REFUSED) as early:
         h.service.download(seeded.principal, receipt["request_id"])
-    assert early.value.status == 409
+    assert refusal(early.value).status == 409
     assert h.worker.run(receipt["request_id"]) == "completed"
 
     view = h.service.get_request(seeded.principal, receipt["request_id"])
     assert view["export"]["ready"] and [s["status"] for s in view["steps"]][-2:] == ["done", "done"]
-    response = h.service.download(seeded.principal, receipt["request_id"])
-    assert response.status_code == 200 and response.content_type == "application/zip"
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.response)))
+    download = h.service.download(seeded.principal, receipt["request_id"])
+    assert isinstance(download, ArchiveDownload) and download.content_type == "application/zip"
+    assert download.filename == f"wizyvision-export-{receipt['request_id']}.zip"
+    content = b"".join(download.chunks)
+    assert download.size == len(content)
+    archive = zipfile.ZipFile(io.BytesIO(content))
     names = set(archive.namelist())
     categories = {p.category for p in (*datamap.FIRESTORE, *datamap.SYSTEM) if p.export}
     assert {f"{c}.json" for c in categories} <= names
@@ -498,16 +536,16 @@ def test_export_round_trip_and_only_its_holder_sees_it(stack: Any) -> None:
 
     # Another account neither sees nor downloads it (P20).
     for call in (h.service.get_request, h.service.download, h.service.cancel):
-        with pytest.raises(Problem) as hidden:
+        with pytest.raises(REFUSED) as hidden:
             call(other.principal, receipt["request_id"])
-        assert hidden.value.status == 404
+        assert refusal(hidden.value).status == 404
     assert receipt["request_id"] not in [r["request_id"] for r in h.service.list_requests(other.principal)]
 
     # Never served after 7 days (the bucket's lifecycle rule deletes it too).
     h.clock.advance(days=7, seconds=1)
-    with pytest.raises(Problem) as gone:
+    with pytest.raises(REFUSED) as gone:
         h.service.download(seeded.principal, receipt["request_id"])
-    assert gone.value.status == 410
+    assert refusal(gone.value).status == 410
 
 
 def _verify_v4_signature(url: str, public_key: rsa.RSAPublicKey) -> dict[str, str]:
@@ -546,12 +584,12 @@ def test_in_production_an_export_is_served_as_a_short_lived_signed_url(stack: An
     assert h.worker.run(receipt["request_id"]) == "completed"
     export = (h.request_doc(receipt["request_id"]) or {})["export"]
 
-    response = h.service.download(seeded.principal, receipt["request_id"])
-    assert response.status_code == 303 and not response.response
-    params = _verify_v4_signature(response.headers["Location"], key.public_key())
-    assert urlsplit(response.headers["Location"]).path == f"/{export['bucket']}/{export['object']}"
+    signed = h.service.download(seeded.principal, receipt["request_id"])
+    assert isinstance(signed, SignedDownload) and signed.expires_at == h.clock() + timedelta(minutes=15)
+    params = _verify_v4_signature(signed.url, key.public_key())
+    assert urlsplit(signed.url).path == f"/{export['bucket']}/{export['object']}"
     assert params["X-Goog-Expires"] == "900", "15 minutes"
-    longer = response.headers["Location"].replace("X-Goog-Expires=900", "X-Goog-Expires=90000")
+    longer = signed.url.replace("X-Goog-Expires=900", "X-Goog-Expires=90000")
     with pytest.raises(InvalidSignature):
         _verify_v4_signature(longer, key.public_key())
     assert params["X-Goog-Credential"].startswith("privacy@demo-project.iam.gserviceaccount.com/")
@@ -560,13 +598,13 @@ def test_in_production_an_export_is_served_as_a_short_lived_signed_url(stack: An
 
     # Five minutes before the export is deleted, the link lives five minutes, not fifteen.
     h.clock.advance(days=7, seconds=-300)
-    params = _verify_v4_signature(
-        h.service.download(seeded.principal, receipt["request_id"]).headers["Location"], key.public_key()
-    )
+    shorter = h.service.download(seeded.principal, receipt["request_id"])
+    assert isinstance(shorter, SignedDownload)
+    params = _verify_v4_signature(shorter.url, key.public_key())
     assert params["X-Goog-Expires"] == "300"
-    with pytest.raises(Problem) as hidden:
+    with pytest.raises(REFUSED) as hidden:
         h.service.download(other.principal, receipt["request_id"])
-    assert hidden.value.status == 404, "another account gets no link (P20)"
+    assert refusal(hidden.value).status == 404, "another account gets no link (P20)"
 
 
 @pytest.mark.policy("P26")
@@ -639,3 +677,42 @@ def test_a_processor_export_in_flight_when_an_erasure_runs_leaves_nothing_behind
     assert erased == ["completed"]
     left = remaining(h.db, h.storage, h.config, seeded.account.id)
     assert not any(left.values()), f"data left behind: { {k: v for k, v in left.items() if v} }"
+
+
+@pytest.mark.policy("P10", "P28")
+def test_staff_roles_change_through_the_account_store_and_the_last_admin_keeps_the_role(stack: Any) -> None:
+    """Roles are read and written through the identity store; an account is never left without an admin.
+    A Firestore project of its own: "last admin" counts every admin of the project."""
+    h = Harness(stack, fake_adapters())
+    db = firestore.Client(project=f"roles-{secrets.token_hex(4)}")
+    service = build_privacy_service(h.config, accounts=FirestoreAccounts(db), publish=lambda *_: None)
+    ids = []
+    for name in ("Ada", "Grace"):
+        account = Account(
+            id=f"acc_{name.lower()}_{secrets.token_hex(3)}",
+            email=f"{name.lower()}.{secrets.token_hex(3)}@example.com",
+            first_name=name,
+            last_name="Admin",
+            created_at=h.clock(),
+            roles=["admin"],
+        )
+        db.collection(ACCOUNTS).document(account.id).set(account.to_doc())
+        ids.append(account.id)
+    first, second = ids
+    try:
+        changed = service.set_roles("cli", first, None, "handover", remove=("admin",))
+        assert changed["roles"] == [] and changed["previous_roles"] == ["admin"]
+        with pytest.raises(REFUSED) as last:
+            service.set_roles("cli", second, None, "leaving", remove=("admin",))
+        assert refusal(last.value).status == 409 and refusal(last.value).slug == "last-admin"
+        assert service.set_roles("cli", second, None, "also dpo", add=("dpo",))["roles"] == ["admin", "dpo"]
+        assert (db.collection(ACCOUNTS).document(second).get().to_dict() or {})["roles"] == ["admin", "dpo"]
+        with pytest.raises(REFUSED) as unknown:
+            service.set_roles("cli", second, ["root"], "no such role")
+        assert refusal(unknown.value).status == 422 and refusal(unknown.value).title == "Unknown role"
+        with pytest.raises(REFUSED) as missing:
+            service.set_roles("cli", "acc_nobody", ["dpo"], "no such account")
+        assert refusal(missing.value).status == 404
+    finally:
+        for account_id in ids:
+            db.collection(ACCOUNTS).document(account_id).delete()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.http.problems import Problem
+from shared.errors import InvalidInput
+from shared.http.errors import problem_for
 from shared.telemetry.aggregator import cells_of
 from shared.telemetry.catalogue import CATALOGUE, PRODUCT, WEB, describe
 from shared.telemetry.ingest import IngestService, site_allowed
@@ -100,9 +101,9 @@ def test_nothing_is_published_when_nothing_is_accepted() -> None:
 
 @pytest.mark.parametrize("site", [None, "", "other.example", "evil.test", "EXAMPLE.TEST/x"])
 def test_web_events_need_a_known_site(site: str | None) -> None:
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(InvalidInput) as refused:
         service(Published()).ingest(events=[pageview()], ip=IP, user_agent=FIREFOX, site=site)
-    assert refused.value.status == 422
+    assert problem_for(refused.value).status == 422
 
 
 def test_site_patterns() -> None:
