@@ -7,12 +7,13 @@ in Firestore, a log line, an error body or a mail (P1).
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -81,18 +82,21 @@ class Client:
         return Client(**{**self.__dict__, **changes})
 
 
-LINK = re.compile(r"https?://\S+?token=([A-Za-z0-9_\-%]+)")
+# Mail links carry their single-use token in the URL fragment (`…#token=…`), never in a query string.
+LINK = re.compile(r"https?://\S+?#token=([A-Za-z0-9_\-%]+)")
 
 
 def link_token(message: EmailMessage) -> str:
+    """The token of the first link of the mail (read from the link's `#token=` fragment)."""
     found = LINK.search(message_text(message))
-    assert found, f"no link in {message['Subject']!r}"
+    assert found, f"no #token= link in {message['Subject']!r}"
     return unquote(found.group(1))
 
 
 def link_url(message: EmailMessage) -> str:
-    found = re.search(r"https?://\S+token=\S+", message_text(message))
-    assert found, f"no link in {message['Subject']!r}"
+    """The first link of the mail that carries a token, as a browser would open it (fragment included)."""
+    found = re.search(r"https?://\S+?#token=[A-Za-z0-9_\-%]+", message_text(message))
+    assert found, f"no #token= link in {message['Subject']!r}"
     return found.group(0)
 
 
@@ -100,8 +104,9 @@ def link_url(message: EmailMessage) -> str:
 class Mailbox:
     sink: MailSink
 
-    def last(self, to: str, subject_has: str, timeout: float = 10.0) -> EmailMessage:
-        """The newest message to `to` whose subject contains `subject_has` (waits for it to arrive)."""
+    def last(self, to: str, subject_has: str, timeout: float = 20.0) -> EmailMessage:
+        """The newest message to `to` whose subject contains `subject_has` (waits for it to arrive: mail goes
+        through the outbox topic and the mailer function, so it arrives a moment after the answer)."""
 
         def match(message: EmailMessage) -> bool:
             return to.lower() in str(message["To"]).lower() and subject_has.lower() in str(message["Subject"]).lower()
@@ -117,17 +122,45 @@ class Mailbox:
         )
 
 
+def signup(client: Client, email: str, password: str, first_name: str = "Ada", last_name: str = "Lovelace") -> None:
+    """Start a sign-up (no account exists until its link is confirmed with the same password)."""
+    body = {"email": email, "password": password, "first_name": first_name, "last_name": last_name}
+    response = client.post("/auth/signup", json=body)
+    assert response.status_code == 202, response.text
+
+
+def confirm_signup(client: Client, token: str, password: str) -> Any:
+    """What the verification page's button does: POST the link's token with the sign-up's password."""
+    return client.post("/auth/verify-email", json={"token": token, "password": password})
+
+
 def signup_and_verify(client: Client, mailbox: Mailbox, email: str | None = None) -> tuple[str, str]:
-    """Register an account and click the verification link; returns (email, password)."""
+    """Register an account and confirm it with the mailed link and the password; returns (email, password)."""
     email = email or new_email()
     password = new_password()
-    response = client.post(
-        "/auth/signup", json={"email": email, "password": password, "first_name": "Ada", "last_name": "Lovelace"}
-    )
-    assert response.status_code == 202, response.text
+    signup(client, email, password)
     message = mailbox.last(email, "confirm your email")
-    assert client.get("/auth/verify-email", params={"token": link_token(message)}).status_code == 200
+    confirmed = confirm_signup(client, link_token(message), password)
+    assert confirmed.status_code == 200, confirmed.text
     return email, password
+
+
+def google_id_token(stack: Any, sub: str, email: str, name: str = "Grace Hopper", verified: bool = True) -> dict:
+    """Sign in to the Firebase Auth emulator as a Google user, as the web client does with the Google
+    provider; the answer's `idToken` is what `POST /auth/google` (or a step-up's `google_id_token`) takes."""
+    claims = quote(json.dumps({"sub": sub, "email": email, "email_verified": verified, "name": name}))
+    response = requests.post(
+        f"http://{stack.env['FIREBASE_AUTH_EMULATOR_HOST']}/identitytoolkit.googleapis.com/v1/"
+        "accounts:signInWithIdp?key=fake-api-key",
+        json={
+            "postBody": f"providerId=google.com&id_token={claims}",
+            "requestUri": "http://localhost",
+            "returnSecureToken": True,
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def signin(client: Client, email: str, password: str, **extra: Any) -> Client:

@@ -6,7 +6,6 @@ import json
 import secrets
 import time
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -14,29 +13,22 @@ from google.cloud import firestore
 
 from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS
 from shared.identity.tokens import email_key
-from tests.support import Client, Mailbox, link_token, new_email, new_password
+from tests.support import (
+    Client,
+    Mailbox,
+    confirm_signup,
+    google_id_token,
+    link_token,
+    new_email,
+    new_password,
+    signup,
+)
 
 pytestmark = pytest.mark.policy("P2")
 
 
 def _emulator(stack: Any) -> str:
     return "http://" + stack.env["FIREBASE_AUTH_EMULATOR_HOST"]
-
-
-def google_id_token(stack: Any, sub: str, email: str, name: str = "Grace Hopper", verified: bool = True) -> dict:
-    """Sign in to the Auth emulator as a Google user, the way the web client does with the Google provider."""
-    claims = quote(json.dumps({"sub": sub, "email": email, "email_verified": verified, "name": name}))
-    response = requests.post(
-        f"{_emulator(stack)}/identitytoolkit.googleapis.com/v1/accounts:signInWithIdp?key=fake-api-key",
-        json={
-            "postBody": f"providerId=google.com&id_token={claims}",
-            "requestUri": "http://localhost",
-            "returnSecureToken": True,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _db(stack: Any) -> firestore.Client:
@@ -79,18 +71,21 @@ def test_link_is_keyed_on_the_subject_not_the_email(client: Client, stack: Any) 
     assert first.json()["user"]["id"] == second.json()["user"]["id"]
 
 
-def test_google_does_not_take_over_an_unverified_password_account(client: Client, mailbox: Mailbox, stack: Any) -> None:
+@pytest.mark.policy("P16")
+def test_google_does_not_take_over_a_pending_signup(client: Client, mailbox: Mailbox, stack: Any) -> None:
     email, squatter_password = new_email(), new_password()
-    client.post(
-        "/auth/signup", json={"email": email, "password": squatter_password, "first_name": "Mal", "last_name": "Lory"}
-    )
-    response = client.post(
+    squatter = client.clone()
+    signup(squatter, email, squatter_password, "Mal", "Lory")
+    squatter_link = link_token(mailbox.last(email, "confirm your email"))
+    response = client.clone(ip="198.51.100.7").post(
         "/auth/google", json={"id_token": google_id_token(stack, secrets.token_hex(8), email)["idToken"]}
     )
-    assert response.status_code == 200
-    assert response.json()["user"]["auth_methods"] == ["google"], "the unverified password is disabled"
-    # Neither the squatter's password nor the old verification link opens the account any more.
-    assert client.post("/auth/signin", json={"email": email, "password": squatter_password}).status_code == 401
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["auth_methods"] == ["google"], "the pending sign-up's password is not taken"
+    # Neither the squatter's password nor the sign-up's link opens the account.
+    assert squatter.post("/auth/signin", json={"email": email, "password": squatter_password}).status_code == 401
+    assert confirm_signup(squatter, squatter_link, squatter_password).status_code == 400
+    assert squatter.post("/auth/signin", json={"email": email, "password": squatter_password}).status_code == 401
     # The owner can set a password through a reset.
     client.post("/auth/password/forgot", json={"email": email})
     token = link_token(mailbox.last(email, "reset your password"))

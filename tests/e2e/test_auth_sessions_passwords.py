@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Client, Mailbox, link_token, new_ip, new_password, signin, signup_and_verify
+from devstack.mail import message_text
+from tests.support import Client, Mailbox, link_token, new_email, new_ip, new_password, signin, signup_and_verify
 
 
 @pytest.mark.policy("P21")
@@ -22,6 +23,14 @@ def test_sessions_record_connection_information_and_can_be_revoked(client: Clien
     for record in listed:
         assert {"created_at", "last_seen_at", "expires_at"} <= record.keys()
 
+    # Ending another session needs a recent step-up: a stolen session alone cannot sign the owner out.
+    refused = laptop.delete(f"/auth/sessions/{other['id']}")
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/reauthentication-required")
+    assert phone.get("/auth/me").status_code == 200
+    wrong = laptop.post("/auth/reauthenticate", json={"current_password": new_password()})
+    assert wrong.status_code == 403 and wrong.json()["type"].endswith("/invalid-current-password")
+    step_up = laptop.post("/auth/reauthenticate", json={"current_password": password})
+    assert step_up.status_code == 200 and step_up.json() == {"status": "reauthenticated", "method": "password"}
     assert laptop.delete(f"/auth/sessions/{other['id']}").status_code == 204
     dead = phone.get("/auth/me")
     assert dead.status_code == 401 and dead.headers["Content-Type"] == "application/problem+json"
@@ -59,8 +68,10 @@ def test_password_change_ends_every_other_session(client: Client, mailbox: Mailb
     there = signin(client.clone(ip=new_ip()), email, password)
     new = new_password()
 
+    bare = here.post("/auth/password/change", json={"new_password": new})
+    assert bare.status_code == 403 and bare.json()["type"].endswith("/reauthentication-required")
     wrong = here.post("/auth/password/change", json={"current_password": new_password(), "new_password": new})
-    assert wrong.status_code == 403
+    assert wrong.status_code == 403 and wrong.json()["type"].endswith("/invalid-current-password")
     changed = here.post("/auth/password/change", json={"current_password": password, "new_password": new})
     assert changed.status_code == 200 and changed.json()["sessions_ended"] == 1
 
@@ -76,21 +87,32 @@ def test_forgotten_password_reset_ends_every_session(client: Client, mailbox: Ma
     email, password = signup_and_verify(client, mailbox)
     session = signin(client, email, password)
     assert client.post("/auth/password/forgot", json={"email": email}).status_code == 202
-    token = link_token(mailbox.last(email, "reset your password"))
+    message = mailbox.last(email, "reset your password")
+    assert "/auth/reset-password#token=" in message_text(message) and "?token=" not in message_text(message)
+    token = link_token(message)
+    page = client.get("/auth/reset-password")
+    assert page.status_code == 200 and "Set the new password" in page.text
+    assert session.get("/auth/me").status_code == 200, "opening the page changes nothing"
 
     weak = client.post("/auth/password/reset", json={"token": token, "new_password": "password1234"})
     assert weak.status_code == 422, "a refused password leaves the link usable"
     new = new_password()
     assert client.post("/auth/password/reset", json={"token": token, "new_password": new}).status_code == 200
     assert client.post("/auth/password/reset", json={"token": token, "new_password": new_password()}).status_code == 400
+    assert mailbox.last(email, "password was changed")
+    assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
 
     assert session.get("/auth/me").status_code == 401
     signin(client, email, new)
 
 
 @pytest.mark.policy("P25")
-def test_forgot_answers_the_same_for_unknown_addresses(client: Client) -> None:
-    from tests.support import new_email
-
-    known = client.post("/auth/password/forgot", json={"email": new_email()})
-    assert known.status_code == 202 and known.json()["status"] == "accepted"
+def test_forgot_answers_the_same_for_unknown_addresses(client: Client, mailbox: Mailbox) -> None:
+    email, _ = signup_and_verify(client, mailbox)
+    known = client.post("/auth/password/forgot", json={"email": email})
+    nobody = new_email()
+    unknown = client.post("/auth/password/forgot", json={"email": nobody})
+    assert known.status_code == unknown.status_code == 202
+    assert known.json() == unknown.json() and known.json()["status"] == "accepted"
+    assert mailbox.last(email, "reset your password")
+    assert mailbox.count(nobody) == 0

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.mail import message_text
 from tests.support import (
     Client,
     Mailbox,
+    confirm_signup,
     link_token,
     new_email,
     new_ip,
     new_password,
     remember_password,
     signin,
+    signup,
     signup_and_verify,
 )
 
@@ -23,20 +26,27 @@ PROBLEM = "application/problem+json"
 
 def test_signup_mail_link_then_signin(client: Client, mailbox: Mailbox) -> None:
     email, password = new_email(), new_password()
-    body = {"email": email, "password": password, "first_name": "Ada", "last_name": "Lovelace"}
-    assert client.post("/auth/signup", json=body).status_code == 202
+    signup(client, email, password)
 
+    # No account exists before the address is confirmed: the answer is that of an unknown address.
     refused = client.post("/auth/signin", json={"email": email, "password": password})
-    assert refused.status_code == 403
-    assert refused.json()["type"].endswith("/email-not-verified")
+    assert refused.status_code == 401 and refused.headers["Content-Type"] == PROBLEM
+    assert refused.json()["type"].endswith("/invalid-credentials")
 
     message = mailbox.last(email, "confirm your email")
-    page = client.get("/auth/verify-email", params={"token": link_token(message)})
+    assert "/auth/verify-email#token=" in message_text(message) and "?token=" not in message_text(message)
+    token = link_token(message)
+    page = client.get("/auth/verify-email")
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
-    assert "confirmed" in page.text
+    assert "Confirm my address" in page.text and token not in page.text
+    assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
 
-    again = client.get("/auth/verify-email", params={"token": link_token(message)})
-    assert again.status_code == 400, "a verification link works once"
+    confirmed = confirm_signup(client, token, password)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json() == {"status": "verified", "email": email}
+
+    again = confirm_signup(client, token, password)
+    assert again.status_code == 400 and again.headers["Content-Type"] == PROBLEM, "a verification link works once"
 
     session = signin(client, email, password)
     me = session.get("/auth/me")
@@ -45,33 +55,63 @@ def test_signup_mail_link_then_signin(client: Client, mailbox: Mailbox) -> None:
     assert me.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.policy("P16")
+def test_confirmation_needs_the_password_typed_at_signup(client: Client, mailbox: Mailbox) -> None:
+    email, password = new_email(), new_password()
+    signup(client, email, password)
+    token = link_token(mailbox.last(email, "confirm your email"))
+    other = new_password()
+    mismatch = confirm_signup(client, token, other)
+    assert mismatch.status_code == 401 and mismatch.headers["Content-Type"] == PROBLEM
+    assert mismatch.json()["type"].endswith("/signup-password-mismatch")
+    assert other not in mismatch.text
+    assert client.post("/auth/signin", json={"email": email, "password": other}).status_code == 401
+    # A wrong password does not spend the link.
+    assert confirm_signup(client, token, password).status_code == 200
+    signin(client, email, password)
+
+
 def test_taken_address_answers_the_same_and_mails_the_owner(client: Client, mailbox: Mailbox) -> None:
-    email, _ = signup_and_verify(client, mailbox)
+    email, password = signup_and_verify(client, mailbox)
     fresh = client.post(
         "/auth/signup",
         json={"email": new_email(), "password": new_password(), "first_name": "A", "last_name": "B"},
     )
+    squatter = new_password()
     taken = client.post(
-        "/auth/signup", json={"email": email, "password": new_password(), "first_name": "Eve", "last_name": "X"}
+        "/auth/signup", json={"email": email, "password": squatter, "first_name": "Eve", "last_name": "X"}
     )
     assert taken.status_code == fresh.status_code == 202
     assert taken.json() == fresh.json()
     notice = mailbox.last(email, "tried to create an account")
-    assert "already has an account" in notice.get_content()
+    text = message_text(notice)
+    assert "already has an account" in text and "/auth/reset-password" in text and "token" not in text
+    # Nothing changed on the account: its password is the same, the new one opens nothing.
+    assert client.post("/auth/signin", json={"email": email, "password": squatter}).status_code == 401
+    signin(client, email, password)
 
 
-def test_post_verify_and_resend_gives_a_fresh_single_link(client: Client, mailbox: Mailbox) -> None:
+def test_resend_gives_a_fresh_link_and_voids_the_old_one(client: Client, mailbox: Mailbox) -> None:
     email, password = new_email(), new_password()
-    client.post("/auth/signup", json={"email": email, "password": password, "first_name": "A", "last_name": "B"})
+    signup(client, email, password)
     first = link_token(mailbox.last(email, "confirm your email"))
     assert client.post("/auth/verify-email/resend", json={"email": email}).status_code == 202
-    mailbox.sink.wait_for(lambda m: email in str(m["To"]) and link_token(m) != first)
+    mailbox.sink.wait_for(lambda m: email in str(m["To"]) and link_token(m) != first, timeout=20)
     second = link_token(mailbox.last(email, "confirm your email"))
     assert second != first
-    stale = client.post("/auth/verify-email", json={"token": first})
+    stale = confirm_signup(client, first, password)
     assert stale.status_code == 400 and stale.headers["Content-Type"] == PROBLEM
-    assert client.post("/auth/verify-email", json={"token": second}).status_code == 200
+    assert confirm_signup(client, second, password).status_code == 200
     signin(client, email, password)
+
+
+def test_resend_and_forgot_answer_the_same_for_every_address(client: Client, mailbox: Mailbox) -> None:
+    email, _ = signup_and_verify(client, mailbox)
+    for path in ("/auth/verify-email/resend", "/auth/password/forgot"):
+        known = client.post(path, json={"email": email})
+        unknown = client.post(path, json={"email": new_email()})
+        assert known.status_code == unknown.status_code == 202
+        assert known.json() == unknown.json()
 
 
 def test_unknown_user_and_wrong_password_get_the_same_answer(client: Client, mailbox: Mailbox) -> None:
@@ -91,8 +131,10 @@ def test_long_non_ascii_password_counts_every_byte(client: Client, mailbox: Mail
     password = remember_password(base + "alpha")
     other = remember_password(base + "omega")
     assert len(password.encode()) > 72 and password.encode()[:72] == other.encode()[:72]
-    client.post("/auth/signup", json={"email": email, "password": password, "first_name": "Ю", "last_name": "Z"})
-    client.get("/auth/verify-email", params={"token": link_token(mailbox.last(email, "confirm your email"))})
+    signup(client, email, password, "Ю", "Z")
+    token = link_token(mailbox.last(email, "confirm your email"))
+    assert confirm_signup(client, token, other).status_code == 401, "the sign-up's check counts every byte too"
+    assert confirm_signup(client, token, password).status_code == 200
     signin(client, email, password)
     assert client.post("/auth/signin", json={"email": email, "password": other}).status_code == 401
 
