@@ -20,6 +20,10 @@ def main() -> int:
             lines = ["", "make bench — every figure against a baseline measured in this run", ""]
             lines += auth.signin_latency(stack, COST)
             lines.append("")
+            lines += auth.parallel_signins(stack, COST)
+            lines.append("")
+            lines += auth.forgot_password(stack)
+            lines.append("")
             lines += auth.cold_start(stack)
             lines.append("")
             # Before telemetry: the storage emulator slows down with every object it holds.

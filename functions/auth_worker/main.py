@@ -39,7 +39,7 @@ def _handle(message: PubSubMessage, request: AuthRequest) -> None:
     config = settings()
     store = IdempotencyStore(firestore_client(config.project_id))
     store.run(
-        f"pubsub:auth-requests:{message.id}",
+        f"pubsub:auth-requests:{message.message_id}",
         lambda: identity_service().handle_request(request.kind, request.payload.model_dump()) or {},
         scope="auth-requests",
     )
