@@ -18,7 +18,7 @@ import firebase_admin.credentials
 from firebase_admin import auth, exceptions
 
 from shared.adapters.firebase import firebase_app
-from shared.http.problems import Problem, unavailable
+from shared.errors import Forbidden, InvalidCredentials, Unavailable
 from shared.observability import get_logger
 
 log = get_logger(__name__)
@@ -39,8 +39,8 @@ class GoogleVerifier(Protocol):
     def verify(self, id_token: str) -> GoogleIdentity: ...
 
 
-def _invalid(slug: str, detail: str) -> Problem:
-    return Problem(401, slug, "Google sign-in refused", detail)
+def _invalid(slug: str, detail: str) -> InvalidCredentials:
+    return InvalidCredentials(slug, detail, title="Google sign-in refused")
 
 
 def identity_from_claims(claims: dict[str, Any]) -> GoogleIdentity:
@@ -56,12 +56,7 @@ def identity_from_claims(claims: dict[str, Any]) -> GoogleIdentity:
     if not subjects or not email:
         raise _invalid("invalid-google-token", "The ID token carries no Google subject or email.")
     if claims.get("email_verified") is not True:
-        raise Problem(
-            403,
-            "google-email-unverified",
-            "Email not verified",
-            "Google has not verified this address.",
-        )
+        raise Forbidden("google-email-unverified", "Google has not verified this address.", title="Email not verified")
     name = str(claims.get("name") or "").strip()
     first, _, last = name.partition(" ")
     auth_time = datetime.fromtimestamp(int(claims.get("auth_time") or claims.get("iat") or 0), UTC)
@@ -105,18 +100,13 @@ class FirebaseGoogleVerifier:
                 "The ID token was revoked; sign in with Google again.",
             ) from None
         except auth.UserDisabledError:
-            raise Problem(
-                403,
-                "google-account-disabled",
-                "Account disabled",
-                "This identity is disabled.",
-            ) from None
+            raise Forbidden("google-account-disabled", "This identity is disabled.", title="Account disabled") from None
         except auth.CertificateFetchError:
             log.error("google certificates unavailable")
-            raise unavailable("identity-provider-unavailable", "Google sign-in is unavailable; retry.") from None
+            raise Unavailable("Google sign-in is unavailable; retry.", slug="identity-provider-unavailable") from None
         except (auth.InvalidIdTokenError, ValueError):
             raise _invalid("invalid-google-token", "The ID token is not valid.") from None
         except exceptions.FirebaseError:
             log.error("firebase authentication unavailable")
-            raise unavailable("identity-provider-unavailable", "Google sign-in is unavailable; retry.") from None
+            raise Unavailable("Google sign-in is unavailable; retry.", slug="identity-provider-unavailable") from None
         return identity_from_claims(claims)

@@ -23,7 +23,8 @@ from cryptography.x509.oid import NameOID
 from firebase_admin import auth, credentials
 
 from shared.adapters.google_identity import FirebaseGoogleVerifier, identity_from_claims
-from shared.http.problems import Problem
+from shared.errors import DomainError
+from shared.http.errors import problem_for
 
 pytestmark = pytest.mark.policy("P2")
 PROJECT = "demo-unit-google"
@@ -95,8 +96,8 @@ def verifier(monkeypatch: pytest.MonkeyPatch) -> FirebaseGoogleVerifier:
     return verifier
 
 
-def slug(excinfo: pytest.ExceptionInfo[Problem]) -> str:
-    return excinfo.value.slug
+def slug(excinfo: pytest.ExceptionInfo[DomainError]) -> str:
+    return excinfo.value.code
 
 
 @pytest.mark.policy("P3")
@@ -129,9 +130,9 @@ def test_a_valid_google_token_yields_only_subject_email_and_names(verifier: Fire
 def test_forged_expired_or_foreign_tokens_are_refused(
     verifier: FirebaseGoogleVerifier, token: Any, expected: str
 ) -> None:
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         verifier.verify(token())
-    assert refused.value.status == 401 and slug(refused) == expected
+    assert problem_for(refused.value).status == 401 and slug(refused) == expected
 
 
 def test_revoked_and_disabled_identities_are_refused(
@@ -143,7 +144,7 @@ def test_revoked_and_disabled_identities_are_refused(
         raise auth.RevokedIdTokenError("revoked")
 
     monkeypatch.setattr(client, "_check_jwt_revoked_or_disabled", revoked)
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         verifier.verify(sign(claims()))
     assert slug(refused) == "google-token-revoked"
 
@@ -151,9 +152,9 @@ def test_revoked_and_disabled_identities_are_refused(
         raise auth.UserDisabledError("disabled")
 
     monkeypatch.setattr(client, "_check_jwt_revoked_or_disabled", disabled)
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         verifier.verify(sign(claims()))
-    assert refused.value.status == 403
+    assert problem_for(refused.value).status == 403
 
 
 def test_unreachable_google_keys_are_a_503_not_a_refusal(
@@ -165,9 +166,9 @@ def test_unreachable_google_keys_are_a_503_not_a_refusal(
         raise google.auth.exceptions.TransportError("no route")
 
     monkeypatch.setattr(client._token_verifier, "request", down)
-    with pytest.raises(Problem) as unavailable:
+    with pytest.raises(DomainError) as unavailable:
         verifier.verify(sign(claims()))
-    assert unavailable.value.status == 503 and "Retry-After" in unavailable.value.headers
+    assert problem_for(unavailable.value).status == 503 and "Retry-After" in problem_for(unavailable.value).headers
 
 
 @pytest.mark.parametrize(
@@ -179,6 +180,6 @@ def test_unreachable_google_keys_are_a_503_not_a_refusal(
     ],
 )
 def test_claims_must_be_a_verified_google_identity(change: dict[str, Any], expected: str) -> None:
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         identity_from_claims(claims(**change))
     assert slug(refused) == expected
