@@ -56,6 +56,22 @@ class StoragePlace:
 
 
 @dataclass(frozen=True)
+class QueuePlace:
+    """A Pub/Sub topic whose messages hold personal data while they wait to be handled.
+
+    Messages cannot be deleted one by one: they are acknowledged once handled and expire with the
+    topic's retention (1 day, terraform/pubsub.tf), an undelivered one with its subscription's
+    (7 days) and then its dead-letter topic's (7 days).
+    """
+
+    topic: str
+    category: str
+    purpose: str
+    retention: timedelta
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Processor:
     """A processor personal data may go to (P24). `hosts` is every host the code may call for it.
 
@@ -367,6 +383,26 @@ STORAGE: tuple[StoragePlace, ...] = (
         erasure="delete",
         retention=timedelta(days=7),
         reason="Not exported: an earlier copy of the export itself; deleted after 7 days (bucket lifecycle).",
+    ),
+)
+
+QUEUES: tuple[QueuePlace, ...] = (
+    QueuePlace(
+        "mail-outbox",
+        category="profile",
+        purpose="Mail waiting to be sent by the mailer function: recipient, names, single-use links (P16, P25, P29)",
+        retention=timedelta(days=15),
+        reason="Kept by the topic 1 day after publishing; a mail that cannot be delivered waits up to 7 days, "
+        "then up to 7 days in mail-outbox-dead-letter for the team (15 days at most). Its links expire "
+        "within the hour.",
+    ),
+    QueuePlace(
+        "auth-requests",
+        category="profile",
+        purpose="Forgot-password and resend-verification requests waiting for the auth worker: an address (P22)",
+        retention=timedelta(days=15),
+        reason="Kept by the topic 1 day after publishing; an unhandled request waits up to 7 days, then up to 7 "
+        "days in auth-requests-dead-letter (15 days at most).",
     ),
 )
 

@@ -121,6 +121,19 @@ def _storage(place: datamap.StoragePlace) -> dict[str, Any]:
     }
 
 
+def _queue(place: datamap.QueuePlace) -> dict[str, Any]:
+    return {
+        "store": "Pub/Sub",
+        "place": f"topic {place.topic}",
+        "category": place.category,
+        "purpose": place.purpose,
+        "exported": False,
+        "erasure": f"expires (messages are not deleted one by one). {place.reason}",
+        "retention": retention_text(place.retention, "expire"),
+        "note": "",
+    }
+
+
 def _outside_eu(location: str) -> bool:
     return any(word in location for word in ("US", "United States"))
 
@@ -130,6 +143,7 @@ def record_of_processing(settings: Settings | None = None) -> dict[str, Any]:
     dpo_email = settings.dpo_email if settings is not None else DEFAULT_DPO_EMAIL
     activities = [_firestore(p) for p in (*datamap.FIRESTORE, *datamap.SYSTEM)]
     activities += [_storage(p) for p in datamap.STORAGE]
+    activities += [_queue(p) for p in datamap.QUEUES]
     processors = [
         {
             "name": p.name,

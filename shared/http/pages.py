@@ -31,6 +31,8 @@ button{font:inherit;margin-top:1.25rem;padding:.6rem 1.2rem;cursor:pointer}
 # fragment has a token, else the fallback form (if any). On submit, POSTs {token, fields...} as JSON.
 SCRIPT = """
 (function () {
+  // A link opened in a tab already on this page only changes the fragment: read it afresh.
+  window.addEventListener('hashchange', function () { location.reload(); });
   var params = new URLSearchParams(location.hash.slice(1));
   var token = params.get('token') || '';
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);

@@ -641,3 +641,19 @@ def test_mail_goes_through_the_outbox_and_only_the_mailer_holds_smtp_credentials
             assert "mail-outbox" in f["publishes"], f"{name} sends mail: it must publish to mail-outbox"
         if name != "mailer":
             assert "SMTP_PASSWORD" not in f["secrets"], f"{name} does not speak SMTP (the mailer does)"
+
+
+@pytest.mark.policy("P24", "P27")
+def test_every_queue_of_personal_data_in_the_data_map_is_a_topic_and_its_retention_holds() -> None:
+    """The record of processing lists each Pub/Sub topic that carries personal data; terraform must make
+    it (some function publishes to it, one consumes it and dead-letters it), and the data map's retention
+    must cover the topic's retention plus the subscription's and the dead letter's (1 + 7 + 7 days)."""
+    from shared import datamap
+
+    functions = declared_functions()
+    published = {t for f in functions.values() for t in f["publishes"]}
+    consumers = {f["topic"]: f for f in functions.values() if f["trigger"] == "pubsub"}
+    for queue in datamap.QUEUES:
+        assert queue.topic in published, f"{queue.topic}: in the data map, but no function publishes to it"
+        assert queue.topic in consumers and consumers[queue.topic]["dead_letter_after"], queue.topic
+        assert queue.retention.days >= 1 + 7 + 7, f"{queue.topic}: the data map understates its retention"
