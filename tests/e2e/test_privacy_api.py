@@ -380,3 +380,63 @@ def test_the_admin_api_refuses_unknown_roles_and_bodies(client: Client, stack: A
     assert missing.status_code == 404
     assert admin.post("/admin/privacy/erasures", json={"account_id": "acc_nobody", "reason": "test"}).status_code == 404
     assert requests.get(f"{stack.gateway_url}/admin/health", timeout=10).status_code == 200
+
+
+# -- objection (GDPR Art. 21) ------------------------------------------------------------------------------------
+
+
+@pytest.mark.policy("P26")
+def test_an_objection_is_answered_at_once_listed_and_exported(client: Client, mailbox: Mailbox, stack: Any) -> None:
+    user, email, _ = _user(client, mailbox)
+    account_id = _account_id(stack, email)
+    assert user.get("/privacy/requests").json()["objection"] is None
+
+    response = user.post("/privacy/requests", json={"type": "objection", "reason": "No newsletters, please"})
+    assert response.status_code == 202, response.text
+    receipt = response.json()
+    assert receipt["type"] == "objection" and receipt["status"] == "completed"
+    request_id = receipt["request_id"]
+    # Answered: the holder is mailed, and the account says what stopped (the mail and telemetry layers read it).
+    assert request_id in message_text(mailbox.last(email, "objection has been recorded"))
+    stored = _db(stack).collection(ACCOUNTS).document(account_id).get().to_dict()["objection"]
+    assert stored["marketing"] is True and stored["analytics"] is True and stored["at"] is not None
+
+    listed = user.get("/privacy/requests").json()
+    assert listed["objection"]["marketing"] is True and listed["objection"]["analytics"] is True
+    view = next(r for r in listed["requests"] if r["request_id"] == request_id)
+    assert view["status"] == "completed" and view["steps"] == [] and view["completed_at"]
+    assert view["objection"] == listed["objection"]
+    assert user.get(f"/privacy/requests/{request_id}").json() == view
+    # Nothing to cancel; asking again is recorded and answered again.
+    assert user.post(f"/privacy/requests/{request_id}/cancel").status_code == 409
+    again = user.post("/privacy/requests", json={"type": "objection"})
+    assert again.status_code == 202 and again.json()["request_id"] != request_id
+    # Another account sees neither the request nor an objection (P20).
+    other, _, _ = _user(client.clone(), mailbox)
+    assert other.get(f"/privacy/requests/{request_id}").status_code == 404
+    assert other.get("/privacy/requests").json() == {"requests": [], "objection": None}
+
+    # The export holds it with the other requests.
+    export_id = user.post("/privacy/requests", json={"type": "export"}).json()["request_id"]
+    _wait(lambda: user.get(f"/privacy/requests/{export_id}").json(), lambda v: v["status"] in DONE)
+    archive = zipfile.ZipFile(io.BytesIO(user.get(f"/privacy/requests/{export_id}/download").content))
+    records = [r for p in json.loads(archive.read("privacy_requests.json"))["places"] for r in p["records"]]
+    exported = {r["id"]: r for r in records}
+    assert exported[request_id]["type"] == "objection" and exported[request_id]["status"] == "completed"
+
+
+@pytest.mark.policy("P26")
+def test_an_objection_needs_no_step_up_and_its_body_is_checked(client: Client, mailbox: Mailbox) -> None:
+    user, _, _ = _user(client, mailbox)
+    for body in (
+        {"type": "objection", "reason": 5},
+        {"type": "objection", "reason": "x" * 2001},
+        {"type": "objection", "marketing": False},
+        {"type": "retention"},  # only the retention sweep starts one
+    ):
+        refused = user.post("/privacy/requests", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.headers["Content-Type"] == "application/problem+json"
+    assert user.post("/privacy/requests", json={"type": "export", "reason": "why not"}).status_code == 422
+    assert client.post("/privacy/requests", json={"type": "objection"}).status_code == 401
+    assert user.post("/privacy/requests", json={"type": "objection"}).status_code == 202

@@ -397,6 +397,64 @@ def test_the_scheduled_check_sweeps_writes_that_land_after_an_erasure(stack: Any
     archive_bucket.blob(alive).delete()
 
 
+# -- the retention sweep's erasure (P27) --------------------------------------------------------------------
+
+
+@pytest.mark.policy("P27")
+def test_a_retention_erasure_runs_the_erasure_pipeline_once_and_its_record_says_so(stack: Any) -> None:
+    h = Harness(stack, fake_adapters())
+    seeded, dpo = h.seed(undeclared_subcollection=True), h.staff("dpo")
+    receipt = h.service.start_retention_erasure(seeded.account.id, "no use for 12 months after cancellation")
+    assert receipt["type"] == "retention" and receipt["status"] == "queued"
+    assert receipt["scheduled_for"] is None and receipt["cancellable_until"] is None  # no grace period
+    job = ("privacy-jobs", {"kind": "run", "request_id": receipt["request_id"]})
+    # Idempotent: the sweep asking again, the DPO, the holder all find the open one.
+    assert h.service.start_retention_erasure(seeded.account.id, "again")["request_id"] == receipt["request_id"]
+    by_dpo = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "letter")
+    assert by_dpo["request_id"] == receipt["request_id"]
+    with pytest.raises(REFUSED) as open_already:
+        h.service.create_request(seeded.principal, "erasure", None, "203.0.113.5", "UA")
+    assert refusal(open_already.value).status == 409
+    assert h.published == [job]
+    assert h.mailer.to(seeded.account.email) == []  # no confirmation mail: the holder did not ask
+    doc = h.request_doc(receipt["request_id"])
+    assert doc is not None and doc["requested_by"] == "retention-sweep" and doc["type"] == "retention"
+
+    assert h.worker.run(receipt["request_id"]) == "completed"
+    left = remaining(h.db, h.storage, h.config, seeded.account.id)
+    assert not any(left.values()), f"data left behind: { {k: v for k, v in left.items() if v} }"
+    assert not h.db.collection(ACCOUNT_EMAILS).document(email_key(seeded.account.email)).get().exists
+    for adapter in h.adapters:
+        assert [s.email for s in adapter.erase_calls] == [seeded.account.email], adapter.name
+    assert h.request_doc(receipt["request_id"]) is None
+    record = h.record(receipt["request_id"])
+    assert record is not None and record["status"] == "complete" and record["type"] == "retention"
+    assert record["requested_by"] == "retention-sweep" and record["account_id"] == seeded.account.id
+    names = [s["name"] for s in record["steps"]]
+    assert names[0] == "sessions" and names[-2:] == ["account", "notify"]
+    dumped = json.dumps(record, default=str)
+    for personal in (seeded.account.email, seeded.account.last_name, SEED_IP, "12 months after"):
+        assert personal not in dumped, f"the deletion record holds {personal!r}"
+    assert [m.subject for m in h.mailer.to(seeded.account.email)] == ["Your account has been deleted"]
+    # Once erased, the account is gone: the sweep asking again is told so, and nothing is queued.
+    with pytest.raises(REFUSED) as gone:
+        h.service.start_retention_erasure(seeded.account.id, "again")
+    assert refusal(gone.value).status == 404 and h.published == [job]
+
+
+@pytest.mark.policy("P27")
+def test_a_retention_erasure_returns_the_erasure_already_open(stack: Any) -> None:
+    h = Harness(stack, fake_adapters())
+    seeded, dpo = h.seed(files=()), h.staff("dpo")
+    started = h.service.start_dpo_erasure(dpo.account.id, seeded.account.id, "letter")
+    again = h.service.start_retention_erasure(seeded.account.id, "retention")
+    assert again["request_id"] == started["request_id"] and again["type"] == "erasure"
+    assert len(h.published) == 1
+    assert h.worker.run(started["request_id"]) == "completed"
+    record = h.record(started["request_id"])
+    assert record is not None and record["type"] == "erasure" and record["requested_by"] == "dpo"
+
+
 # -- the account holder's erasure: re-authentication, grace period, cancellation ------------------------
 
 
