@@ -142,3 +142,16 @@ resource "google_compute_global_forwarding_rule" "http_redirect" {
   ip_protocol           = "TCP"
   load_balancing_scheme = "EXTERNAL_MANAGED"
 }
+
+# The one-click unsubscribe links of marketing mail (P18) carry their signed token in the URL path,
+# /privacy/unsubscribe/<token> (RFC 8058 needs a URL a mail client can POST to without a session, so it
+# cannot live in a fragment). The request logs of those paths, the load balancer's and Cloud Run's, are
+# not stored, so no log holds a token that could unsubscribe someone. The privacy function's own
+# request log line names the route template, never the path.
+resource "google_logging_project_exclusion" "unsubscribe_links" {
+  name        = "unsubscribe-link-requests"
+  description = "Request logs of /privacy/unsubscribe/<token> (the token is in the path; P18)."
+  filter      = "httpRequest.requestUrl:\"/privacy/unsubscribe/\" AND (resource.type=\"http_load_balancer\" OR logName=\"projects/${var.project_id}/logs/run.googleapis.com%2Frequests\")"
+
+  depends_on = [google_project_service.enabled]
+}

@@ -25,6 +25,12 @@ variable "intercom_api_base" {
   }
 }
 
+variable "hubspot_subscription_id" {
+  description = "Id of the HubSpot marketing subscription type that marketing consent (P18) subscribes to and unsubscribes from (consent-sync). Empty: consent-sync skips HubSpot as \"not configured\"."
+  type        = string
+  default     = ""
+}
+
 variable "processors_disabled" {
   description = "Processors this environment genuinely does not use (names of shared/datamap.py, e.g. [\"intercom\"]); an erasure records them as \"disabled\"."
   type        = list(string)

@@ -8,14 +8,15 @@
 
 locals {
   secret_env_vars = [
-    "PASSWORD_PEPPER",        # base64url, >= 32 random bytes (P1)
-    "TOTP_ENCRYPTION_KEY",    # base64url, >= 32 random bytes (P25)
-    "SMTP_PASSWORD",          # password of var.smtp_username on var.smtp_host
-    "STRIPE_SECRET_KEY",      # restricted live-mode Stripe API key (P13, P17)
-    "STRIPE_WEBHOOK_SECRETS", # signing secret of /stripe-webhook; "new,old" during a rotation
-    "ZENDESK_API_TOKEN",      # API token of var.zendesk_email (processors.tf, privacy-worker only)
-    "INTERCOM_TOKEN",         # Intercom access token (privacy-worker only)
-    "HUBSPOT_TOKEN",          # HubSpot private app token, scope crm.objects.contacts (privacy-worker only)
+    "PASSWORD_PEPPER",         # base64url, >= 32 random bytes (P1)
+    "TOTP_ENCRYPTION_KEY",     # base64url, >= 32 random bytes (P25)
+    "SMTP_PASSWORD",           # password of var.smtp_username on var.smtp_host
+    "STRIPE_SECRET_KEY",       # restricted live-mode Stripe API key (P13, P17)
+    "STRIPE_WEBHOOK_SECRETS",  # signing secret of /stripe-webhook; "new,old" during a rotation
+    "ZENDESK_API_TOKEN",       # API token of var.zendesk_email (processors.tf, privacy-worker only)
+    "INTERCOM_TOKEN",          # Intercom access token (privacy-worker, consent-sync)
+    "HUBSPOT_TOKEN",           # HubSpot private app token, scopes crm.objects.contacts, communication_preferences (privacy-worker, consent-sync)
+    "UNSUBSCRIBE_SIGNING_KEY", # base64url, >= 32 random bytes: HMAC key of the unsubscribe links (mailer signs, privacy checks; P18)
   ]
 }
 

@@ -328,6 +328,16 @@ class IntercomFake(FakeApi):
             if start + size < len(matched):
                 pages["next"] = {"per_page": size, "starting_after": str(start + size)}
             return 200, {"type": "list", "data": chunk, "total_count": len(matched), "pages": pages}, {}
+        if (m := re.fullmatch(r"/contacts/([0-9a-f]+)", req.path)) and req.method == "PUT":
+            contact = self.contacts.get(m.group(1))
+            if contact is None:
+                return 404, {"type": "error.list", "errors": [{"code": "not_found", "message": "User Not Found"}]}, {}
+            if not isinstance(req.body, dict):
+                return 400, {"type": "error.list", "errors": [{"code": "parameter_invalid"}]}, {}
+            if "unsubscribed_from_emails" in req.body and not isinstance(req.body["unsubscribed_from_emails"], bool):
+                return 400, {"type": "error.list", "errors": [{"code": "parameter_invalid"}]}, {}
+            contact.update({k: v for k, v in req.body.items() if k in ("unsubscribed_from_emails", "name", "email")})
+            return 200, contact, {}
         if (m := re.fullmatch(r"/contacts/([0-9a-f]+)", req.path)) and req.method == "DELETE":
             if self.contacts.pop(m.group(1), None) is None:
                 return (
@@ -342,9 +352,23 @@ class IntercomFake(FakeApi):
 # --- HubSpot --------------------------------------------------------------------------------------
 
 
+# HubSpot's legal bases of a subscription (communication preferences v3).
+HUBSPOT_LEGAL_BASES = {
+    "LEGITIMATE_INTEREST_PQL",
+    "LEGITIMATE_INTEREST_CLIENT",
+    "PERFORMANCE_OF_CONTRACT",
+    "CONSENT_WITH_NOTICE",
+    "NON_GDPR",
+    "PROCESS_AND_STORE",
+    "LEGITIMATE_INTEREST_OTHER",
+}
+
+
 @dataclass
 class HubSpotFake(FakeApi):
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Communication preferences (v3): subscription type ids each address is subscribed to.
+    subscriptions: dict[str, set[str]] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(501))
 
     def add_contact(self, email: str) -> str:
@@ -364,6 +388,28 @@ class HubSpotFake(FakeApi):
         }
         return contact_id
 
+    def _preference(self, req: Recorded, *, subscribe: bool) -> Answer:
+        """Like HubSpot: a 400 "already subscribed/unsubscribed" when the address is already in that state."""
+        body = req.body if isinstance(req.body, dict) else {}
+        email, subscription = str(body.get("emailAddress") or "").lower(), str(body.get("subscriptionId") or "")
+        invalid = 400, {"status": "error", "category": "VALIDATION_ERROR", "message": "invalid input"}, {}
+        if not email or not subscription:
+            return invalid
+        if subscribe and body.get("legalBasis") is not None and body["legalBasis"] not in HUBSPOT_LEGAL_BASES:
+            return invalid
+        held = self.subscriptions.setdefault(email, set())
+        if (subscription in held) == subscribe:
+            state = "subscribed" if subscribe else "unsubscribed"
+            message = f"{email} is already {state} to subscription {subscription}"
+            return 400, {"status": "error", "category": "VALIDATION_ERROR", "message": message}, {}
+        (held.add if subscribe else held.discard)(subscription)
+        status = "SUBSCRIBED" if subscribe else "NOT_SUBSCRIBED"
+        return (
+            200,
+            {"id": subscription, "name": "Marketing", "status": status, "sourceOfStatus": "SUBSCRIPTION_STATUS"},
+            {},
+        )
+
     def handle(self, req: Recorded) -> Answer:
         if req.header("Authorization") != f"Bearer {HUBSPOT_TOKEN}":
             return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}, {}
@@ -374,6 +420,11 @@ class HubSpotFake(FakeApi):
             if self.contacts.pop(str(req.body.get("objectId")).lower(), None) is None:
                 return not_found
             return 204, None, {}
+        if req.method == "POST" and req.path in (
+            "/communication-preferences/v3/subscribe",
+            "/communication-preferences/v3/unsubscribe",
+        ):
+            return self._preference(req, subscribe=req.path.endswith("/subscribe"))
         if req.method == "GET" and (m := re.fullmatch(r"/crm/v3/objects/contacts/(.+)", req.path)):
             if req.query.get("idProperty") != ["email"]:
                 return 400, {"status": "error", "category": "VALIDATION_ERROR"}, {}

@@ -29,6 +29,8 @@ from shared.observability import get_logger
 
 log = get_logger(__name__)
 
+MARKETING = "marketing"  # the category the mailer sends only with consent (P18)
+
 FOOTER = (
     "\n\n--\nWizyVision SAS, 16-18 rue de Londres, 75009 Paris, France (data controller).\n"
     "Data Protection Officer: {dpo}. Support: {support}.\n"
@@ -41,6 +43,11 @@ class Mail:
     subject: str
     text: str
     category: str = "transactional"  # transactional | security | privacy | marketing
+    # Marketing only (P18): the account the mail is for; the mailer sends it only when that account
+    # consents, has not objected and is active (shared/consent/gate.py). Refused without it.
+    account_id: str | None = None
+    # Set by the mailer's consent gate, never by a caller: the one-click unsubscribe link (RFC 8058).
+    unsubscribe_url: str | None = None
 
 
 class Mailer(Protocol):
@@ -63,7 +70,15 @@ class SmtpMailer:
         message["Message-ID"] = make_msgid(domain="wizyvision.com")
         message["X-Mail-Category"] = mail.category
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(mail.text + FOOTER.format(dpo=s.dpo_email, support=s.support_email))
+        text = mail.text
+        if mail.category == MARKETING:
+            # Every marketing mail carries one-click unsubscribe (RFC 8058, RFC 2369) and shows the link.
+            if not mail.unsubscribe_url:
+                raise ValueError("a marketing mail needs its unsubscribe link (shared/consent/gate.py)")
+            message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            text += f"\n\nNo more of these mails? Unsubscribe in one click: {mail.unsubscribe_url}"
+        message.set_content(text + FOOTER.format(dpo=s.dpo_email, support=s.support_email))
         return message
 
     def send(self, mail: Mail) -> None:
@@ -106,9 +121,12 @@ class OutboxMail(BaseModel):
     subject: str
     text: str
     category: str = "transactional"
+    account_id: str | None = Field(default=None, max_length=64)
 
     def mail(self) -> Mail:
-        return Mail(to=self.to, subject=self.subject, text=self.text, category=self.category)
+        return Mail(
+            to=self.to, subject=self.subject, text=self.text, category=self.category, account_id=self.account_id
+        )
 
 
 def new_mail_id() -> str:
@@ -133,7 +151,9 @@ class OutboxMailer:
         )
 
     def send(self, mail: Mail) -> None:
-        message = OutboxMail(id=self._new_id(), **asdict(mail))
+        fields = asdict(mail)
+        fields.pop("unsubscribe_url")  # the mailer's gate sets it as it sends, for the account it checked
+        message = OutboxMail(id=self._new_id(), **fields)
         try:
             self._publish(OUTBOX_TOPIC, message.model_dump(), {"mail_id": message.id, "category": mail.category})
         except Exception as exc:  # Pub/Sub unreachable, topic missing, timeout: the caller answers 503

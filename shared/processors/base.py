@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from shared.observability import get_logger
 from shared.processors import ProcessorError, StepOutcome, Subject
@@ -50,3 +50,34 @@ def pick(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         return {}
     return {name: obj[name] for name in fields if name in obj}
+
+
+# --- Marketing consent (P18): an optional capability of the adapters of processors that send marketing ----
+
+
+@runtime_checkable
+class ConsentSync(Protocol):
+    """An adapter that can carry the holder's marketing answer to its processor (HubSpot, Intercom).
+
+    `sync_consent` sets the processor's state to `marketing` (idempotent: calling it twice is harmless),
+    and answers like `erase`: "done", "not_found" (the processor does not know the person: nothing to
+    change), "retry" (429, 5xx, network) or "failed" (with detail "not configured: ..." when the
+    credentials are missing); it never raises.
+    """
+
+    name: str
+
+    def sync_consent(self, subject: Subject, marketing: bool) -> StepOutcome: ...
+
+
+def run_sync(name: str, steps: Callable[[], StepOutcome]) -> StepOutcome:
+    """Run an adapter's consent sync: a ProcessorError becomes its outcome; a bug becomes "failed"."""
+    try:
+        outcome = steps()
+    except ProcessorError as exc:
+        outcome = exc.outcome
+    except Exception as exc:
+        log.error("processor consent sync crashed", processor=name, error=type(exc).__name__, exc_info=True)  # noqa: G201
+        outcome = StepOutcome("failed", f"unexpected {type(exc).__name__}")
+    log.info("processor consent sync", processor=name, status=outcome.status, detail=outcome.detail)
+    return outcome

@@ -5,7 +5,14 @@ properties; erasure is HubSpot's GDPR delete, `POST /crm/v3/objects/contacts/gdp
 email, which removes the contact permanently and blocks the address from being re-created by
 tracking. A contact HubSpot does not know answers 404: not found, which is success.
 
-Authentication: `HUBSPOT_TOKEN` (a private app token, bearer); base `HUBSPOT_API_BASE`.
+Marketing consent (P18): `sync_consent` subscribes the address to, or unsubscribes it from, the
+marketing subscription type `HUBSPOT_SUBSCRIPTION_ID` with the communication preferences API
+(`POST /communication-preferences/v3/subscribe` with legal basis "consent with notice", or
+`POST /communication-preferences/v3/unsubscribe`). HubSpot refuses a subscription the address
+already has (or lacks) with a 400 saying so: that is the wanted state, so it counts as done.
+
+Authentication: `HUBSPOT_TOKEN` (a private app token, bearer; scopes crm.objects.contacts and
+communication_preferences); base `HUBSPOT_API_BASE`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.processors import StepOutcome, Subject
-from shared.processors.base import not_configured, run_erase
+from shared.processors.base import not_configured, run_erase, run_sync
 from shared.processors.http import ProcessorHttp, outcome_of, segment
 
 NAME = "HubSpot"
@@ -98,3 +105,38 @@ class HubSpotAdapter:
         if outcome.status == "not_found":
             return StepOutcome("not_found", "no HubSpot contact")
         return outcome
+
+    def sync_consent(self, subject: Subject, marketing: bool) -> StepOutcome:
+        return run_sync(self.name, lambda: self._sync_consent(subject, marketing))
+
+    def _sync_consent(self, subject: Subject, marketing: bool) -> StepOutcome:
+        subscription = self.settings.hubspot_subscription_id
+        http = self.http  # "not configured" without a token
+        if not subscription:
+            raise not_configured(NAME, "HUBSPOT_SUBSCRIPTION_ID")
+        if not subject.email:
+            return StepOutcome("not_found", "no email to sync by")
+        if marketing:
+            path, what = "/communication-preferences/v3/subscribe", "communication_preferences.subscribe"
+            body = {
+                "emailAddress": subject.email,
+                "subscriptionId": subscription,
+                "legalBasis": "CONSENT_WITH_NOTICE",
+                "legalBasisExplanation": "The account holder opted in to marketing mail in WizyVision.",
+            }
+        else:
+            path, what = "/communication-preferences/v3/unsubscribe", "communication_preferences.unsubscribe"
+            body = {"emailAddress": subject.email, "subscriptionId": subscription}
+        result = http.call("POST", path, what, json=body)
+        if result.status == 400 and _already(result.body):
+            return StepOutcome("done", f"{what}: already in that state")
+        outcome = outcome_of(result, what)
+        if outcome.status == "done":
+            return StepOutcome("done", f"HubSpot marketing subscription {'on' if marketing else 'off'}")
+        return outcome
+
+
+def _already(body: Any) -> bool:
+    """HubSpot's 400 for a subscription already in the asked state ("... is already subscribed ...")."""
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, str) and "already" in message.lower()

@@ -4,6 +4,9 @@ The contact is found with `POST /contacts/search` (email, or external id = the a
 erased with `DELETE /contacts/{id}`, which deletes it permanently (archiving, the reversible
 one, is never used). Export is each matching contact, allow-listed.
 
+Marketing consent (P18): `sync_consent` sets `unsubscribed_from_emails` (the opposite of consent)
+on every matching contact with `PUT /contacts/{id}`; no contact is "not_found" (nothing to change).
+
 Authentication: `INTERCOM_TOKEN` (bearer); base `INTERCOM_API_BASE` (the EU region,
 https://api.eu.intercom.io, by default: the workspace's region decides).
 """
@@ -14,7 +17,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.processors import StepOutcome, Subject
-from shared.processors.base import not_configured, pick, run_erase
+from shared.processors.base import not_configured, pick, run_erase, run_sync
 from shared.processors.http import ProcessorHttp, outcome_of, segment
 
 NAME = "Intercom"
@@ -114,3 +117,23 @@ class IntercomAdapter:
         if not deleted:
             return StepOutcome("not_found", "no Intercom contact")
         return StepOutcome("done", f"{deleted} Intercom contact(s) deleted")
+
+    def sync_consent(self, subject: Subject, marketing: bool) -> StepOutcome:
+        return run_sync(self.name, lambda: self._sync_consent(subject, marketing))
+
+    def _sync_consent(self, subject: Subject, marketing: bool) -> StepOutcome:
+        updated = 0
+        for contact in self._contacts(subject):
+            result = self.http.call(
+                "PUT",
+                f"/contacts/{segment(contact['id'])}",
+                "contacts.update",
+                json={"unsubscribed_from_emails": not marketing},
+            )
+            outcome = outcome_of(result, "contacts.update")
+            if not outcome.succeeded:
+                return outcome
+            updated += result.ok
+        if not updated:
+            return StepOutcome("not_found", "no Intercom contact")
+        return StepOutcome("done", f"{updated} Intercom contact(s) {'subscribed' if marketing else 'unsubscribed'}")

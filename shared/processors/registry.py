@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from shared import datamap
 from shared.processors import ProcessorAdapter
-from shared.processors.base import DisabledAdapter
+from shared.processors.base import ConsentSync, DisabledAdapter
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -50,4 +50,21 @@ def build_adapters(settings: Settings) -> list[ProcessorAdapter]:
             adapters.append(DisabledAdapter(processor.name))
         else:
             adapters.append(builders[processor.name](settings))
+    return adapters
+
+
+def consent_adapters(settings: Settings) -> list[ConsentSync]:
+    """The adapters that carry marketing consent to their processor (P18): those with `sync_consent`.
+
+    Only those are built (no other processor's client is loaded), in data-map order; a processor
+    disabled in this environment (`PROCESSORS_DISABLED`) has nothing to carry it to.
+    """
+    builders = _builders()
+    adapters: list[ConsentSync] = []
+    for processor in datamap.PROCESSORS:
+        build = builders.get(processor.name)
+        if build is None or not hasattr(build, "sync_consent"):
+            continue
+        if processor.name.lower() not in settings.processors_disabled:
+            adapters.append(build(settings))  # type: ignore[arg-type]
     return adapters

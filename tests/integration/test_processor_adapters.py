@@ -526,3 +526,81 @@ def test_a_disabled_processor_is_done_and_says_so() -> None:
         assert adapters[name].export(subject()) == {"found": False, "disabled": True}
     zendesk = adapters["Zendesk"].erase(subject())
     assert zendesk.status == "failed" and "not configured" in zendesk.detail
+
+
+# --- Marketing consent (P18): HubSpot communication preferences, Intercom unsubscribed_from_emails ----------
+
+
+P18 = pytest.mark.policy("P18")
+
+
+@P18
+def test_hubspot_consent_subscribes_and_unsubscribes_idempotently() -> None:
+    who = subject()
+    with HubSpotFake() as hubspot:
+        adapter = HubSpotAdapter(
+            processor_settings(
+                HUBSPOT_API_BASE=hubspot.url, HUBSPOT_TOKEN=HUBSPOT_TOKEN, HUBSPOT_SUBSCRIPTION_ID="12345"
+            )
+        )
+        assert adapter.sync_consent(who, True).status == "done"
+        assert hubspot.subscriptions[who.email.lower()] == {"12345"}
+        assert adapter.sync_consent(who, True).status == "done"  # HubSpot's 400 "already subscribed"
+        first = hubspot.calls("POST", "/communication-preferences/v3/subscribe")[0]
+        assert first.body == {
+            "emailAddress": who.email,
+            "subscriptionId": "12345",
+            "legalBasis": "CONSENT_WITH_NOTICE",
+            "legalBasisExplanation": "The account holder opted in to marketing mail in WizyVision.",
+        }
+        assert first.header("Authorization") == f"Bearer {HUBSPOT_TOKEN}"
+        assert adapter.sync_consent(who, False).status == "done"
+        assert adapter.sync_consent(who, False).status == "done"
+        assert hubspot.subscriptions[who.email.lower()] == set()
+        unsubscribe = hubspot.calls("POST", "/communication-preferences/v3/unsubscribe")[0]
+        assert unsubscribe.body == {"emailAddress": who.email, "subscriptionId": "12345"}
+
+        hubspot.fail("POST", "/communication-preferences/v3/subscribe", 429, headers={"Retry-After": "7"})
+        retry = adapter.sync_consent(who, True)
+        assert (retry.status, retry.retry_after) == ("retry", 7.0)
+        assert who.email not in retry.detail
+
+
+@P18
+def test_hubspot_consent_without_subscription_id_or_token_is_not_configured() -> None:
+    for env in ({"HUBSPOT_TOKEN": HUBSPOT_TOKEN}, {"HUBSPOT_SUBSCRIPTION_ID": "12345"}):
+        outcome = HubSpotAdapter(processor_settings(**env)).sync_consent(subject(), True)
+        assert outcome.status == "failed" and outcome.detail.startswith("not configured")
+
+
+@P18
+def test_intercom_consent_sets_unsubscribed_from_emails_on_every_contact() -> None:
+    who = subject()
+    with IntercomFake() as intercom:
+        ids = [intercom.add_contact(who.email), intercom.add_contact("other@example.com", external_id=who.account_id)]
+        untouched = intercom.add_contact("someone.else@example.com")
+        adapter = IntercomAdapter(processor_settings(INTERCOM_API_BASE=intercom.url, INTERCOM_TOKEN=INTERCOM_TOKEN))
+
+        assert adapter.sync_consent(who, False).status == "done"
+        assert [intercom.contacts[i]["unsubscribed_from_emails"] for i in ids] == [True, True]
+        assert "unsubscribed_from_emails" not in intercom.contacts[untouched]
+        puts = intercom.calls("PUT")
+        assert {r.path for r in puts} == {f"/contacts/{i}" for i in ids}
+        assert all(r.body == {"unsubscribed_from_emails": True} for r in puts)
+        assert all(r.header("Intercom-Version") == API_VERSION for r in puts)
+
+        assert adapter.sync_consent(who, True).status == "done"
+        assert [intercom.contacts[i]["unsubscribed_from_emails"] for i in ids] == [False, False]
+
+        intercom.fail("PUT", r"/contacts/\w+", 503)
+        assert adapter.sync_consent(who, True).status == "retry"
+        assert adapter.sync_consent(subject(), True).status == "not_found"
+
+
+@P18
+def test_only_hubspot_and_intercom_carry_consent() -> None:
+    from shared.processors.registry import consent_adapters
+
+    names = [a.name for a in consent_adapters(processor_settings())]
+    assert names == ["Intercom", "HubSpot"]
+    assert [a.name for a in consent_adapters(processor_settings(PROCESSORS_DISABLED="intercom"))] == ["HubSpot"]
