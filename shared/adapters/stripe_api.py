@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import stripe
 
 from shared.config import Settings
+from shared.errors import Unavailable
 from shared.observability import get_logger
 
 log = get_logger(__name__)
@@ -25,8 +26,14 @@ log = get_logger(__name__)
 Obj = dict[str, Any]
 
 
-class StripeUnavailable(Exception):
-    """Stripe could not be reached or answered 429/5xx: a transient failure."""
+class StripeUnavailable(Unavailable):
+    """Stripe could not be reached or answered 429/5xx: a transient failure (503 at the HTTP edge)."""
+
+    slug = "payment-provider-unavailable"
+
+    def __init__(self, what: str) -> None:
+        super().__init__("The payment provider cannot be reached; try again shortly.", retry_after=30)
+        self.what = what  # which call failed, for the logs (never shown to the client)
 
 
 class StripeApi(Protocol):
@@ -39,6 +46,7 @@ class StripeApi(Protocol):
     def subscription(self, subscription_id: str) -> Obj | None: ...
     def invoice(self, invoice_id: str) -> Obj | None: ...
     def delete_customer(self, customer_id: str) -> bool: ...
+    def end_subscription_at_period_end(self, subscription_id: str) -> Obj | None: ...
 
 
 def _plain(obj: Any) -> Obj:
@@ -115,3 +123,12 @@ class StripeClientApi:
     def delete_customer(self, customer_id: str) -> bool:
         """Delete a customer (Stripe cancels its subscriptions at once). False when it was already gone."""
         return self._call("customers.delete", self.client.v1.customers.delete, customer_id) is not None
+
+    def end_subscription_at_period_end(self, subscription_id: str) -> Obj | None:
+        """Let a subscription run to the end of its paid period and not renew (None when Stripe has no such one)."""
+        return self._call(
+            "subscriptions.update",
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params={"cancel_at_period_end": True},
+        )

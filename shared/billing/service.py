@@ -645,6 +645,30 @@ class BillingService:
         log.info("stripe event replayed", outcome=outcome, **fields)
         return "replayed"
 
+    # -- account cancellation (P19) --------------------------------------------------------------
+    def end_subscriptions_at_period_end(self, account_id: str) -> list[dict[str, Any]]:
+        """Set every live subscription of the account to end at its period's end (no renewal, no refund).
+
+        Each is updated at Stripe (`cancel_at_period_end`), then re-read and stored on the billing
+        account, which then shows `cancel_at_period_end`. Idempotent: one already set is left as it
+        is. Returns the subscriptions concerned as stored ({id, plan, current_period_end, ...}).
+        """
+        state = self.state(account_id)
+        if state.erased:
+            return []
+        ended: list[dict[str, Any]] = []
+        for subscription_id, sub in sorted(state.subscriptions.items()):
+            if sub.get("status") in FINAL_STATUSES:
+                continue
+            if not sub.get("cancel_at_period_end"):
+                self.stripe.end_subscription_at_period_end(subscription_id)
+            synced = self._sync_subscription(account_id, subscription_id) or sub
+            if synced.get("status") not in FINAL_STATUSES:
+                ended.append({**synced, "id": subscription_id})
+        if ended:
+            log.info("subscriptions end at period end", account_id=account_id, subscriptions=len(ended))
+        return ended
+
     # -- erasure (P11) --------------------------------------------------------------------------
     def erase_account(self, account_id: str) -> dict[str, int]:
         """Delete the account's Stripe customers (Stripe cancels their subscriptions) and mark billing erased.

@@ -15,15 +15,19 @@ from typing import Any
 from shared.adapters.google_identity import GoogleVerifier
 from shared.adapters.mail import Mail, Mailer
 from shared.config import Settings
+from shared.identity.model import Account
 from shared.identity.passwords import PasswordHasher
 from shared.identity.stores import IdentityStores
 from shared.identity.tokens import SecretBox, keyed_digest
+from shared.retention.policy import account_purge_at, warning_at
 
 Clock = Callable[[], datetime]
 AUTH_REQUESTS_TOPIC = "auth-requests"  # the auth worker's queue (functions/auth_worker)
 # Queues an address-dependent request (a reset link, a new verification link) for the auth worker,
 # so the HTTP answer does the same work whatever the address (P22).
 Enqueue = Callable[[str, dict[str, Any]], None]
+# Records a marketing consent choice (account id, marketing, source): the consent service (P18).
+RecordConsent = Callable[[str, bool, str], None]
 
 
 def utcnow() -> datetime:
@@ -39,6 +43,9 @@ class IdentityContext:
     google: GoogleVerifier
     enqueue: Enqueue
     clock: Clock = field(default=utcnow)
+    record_consent: RecordConsent | None = None
+    # Passes the account's effective marketing answer on to the processors again (a reactivation).
+    resync_consent: Callable[[str], None] | None = None
 
     @cached_property
     def box(self) -> SecretBox:
@@ -61,3 +68,12 @@ class IdentityContext:
 
     def send(self, mail: Mail) -> None:
         self.mailer.send(mail)
+
+    def purge_fields(self, account: Account, now: datetime, cancelled_at: datetime | None = None) -> dict[str, Any]:
+        """The account's purge dates after a use at `now` (P27): 12 months after the later of use and cancellation."""
+        purge_at = account_purge_at(now, cancelled_at, account.created_at, self.settings.account_retention_months)
+        return {
+            "last_active_at": now,
+            "purge_at": purge_at,
+            "purge_warning_at": warning_at(purge_at, self.settings.retention_warning_days),
+        }

@@ -9,7 +9,7 @@ from shared.identity import mails
 from shared.identity.context import IdentityContext
 from shared.identity.model import Account, SessionRecord
 from shared.identity.sessions import Sessions
-from shared.identity.signin import invalid_credentials
+from shared.identity.signin import SIGNABLE, invalid_credentials
 from shared.identity.tokens import new_id
 
 
@@ -18,7 +18,9 @@ class GoogleSignin:
         self.ctx = ctx
         self.sessions = sessions
 
-    def signin(self, id_token: str, ip: str, user_agent: str) -> tuple[str, SessionRecord, Account]:
+    def signin(
+        self, id_token: str, ip: str, user_agent: str, reactivate: bool = False
+    ) -> tuple[str, SessionRecord, Account]:
         identity = self.ctx.google.verify(id_token)
         now = self.ctx.clock()
         fresh = Account(
@@ -32,6 +34,8 @@ class GoogleSignin:
             google_subject=identity.subject,
             firebase_uid=identity.firebase_uid,
         )
+        for name, value in self.ctx.purge_fields(fresh, now).items():
+            setattr(fresh, name, value)
 
         def link(existing: Account) -> dict[str, Any]:
             if existing.google_subject and existing.google_subject != identity.subject:
@@ -63,6 +67,7 @@ class GoogleSignin:
             raise NotAuthenticated("unauthenticated", "The account linked to this Google identity no longer exists.")
         if outcome.startswith("linked"):
             self.ctx.send(mails.google_linked(account.email, account.first_name, ip, user_agent, self.ctx.link_base))
-        if account.status != "active":
+        if account.status not in SIGNABLE:
             raise invalid_credentials()
+        self.sessions.reactivation(account, reactivate, ip, user_agent)
         return self.sessions.open(account, "google", ip, user_agent, authenticated_at=identity.auth_time)

@@ -140,3 +140,16 @@ def second_factor_removed_by_staff(to: str, first_name: str) -> Mail:
             "settings. If you did not ask for this, contact support at once."
         ),
     )
+
+
+def account_reactivated(to: str, first_name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Your account is active again",
+        category="security",
+        text=(
+            f"Hello {first_name},\n\nYou signed in and confirmed that you want to keep your WizyVision account: "
+            "its cancellation is called off and it will not be deleted. If this was not you, reset your "
+            "password now and contact support."
+        ),
+    )

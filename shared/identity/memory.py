@@ -116,6 +116,15 @@ class MemoryAccounts(_Locked):
             ids = [i for i, d in self.docs.items() if role in (d.get("roles") or [])]
         return [a for a in (self.get(i) for i in ids) if a]
 
+    def transition(self, account_id: str, decide: Callable[[Account], dict[str, Any] | None]) -> tuple[Account, bool]:
+        with self.lock:
+            if account_id not in self.docs:
+                raise NotFound("not-found", "No such account.")
+            changes = decide(Account.from_doc(account_id, copy.deepcopy(self.docs[account_id])))
+            if changes:
+                self.docs[account_id].update(copy.deepcopy(changes))
+            return Account.from_doc(account_id, copy.deepcopy(self.docs[account_id])), bool(changes)
+
 
 class MemorySessions(_Locked):
     def __init__(self) -> None:

@@ -60,8 +60,12 @@ class Account:
     recovery_codes: list[str] = field(default_factory=list)
     known_devices: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
-    last_active_at: datetime | None = None
+    last_active_at: datetime | None = None  # last use: recorded at most once a day (P27)
     updated_at: datetime | None = None
+    cancelled_at: datetime | None = None  # P19: set by a cancellation, cleared by a reactivation
+    purge_at: datetime | None = None  # P27: when the retention sweep erases the account
+    purge_warning_at: datetime | None = None  # P27: when the "signing in keeps your account" mail is due
+    objection: dict[str, Any] | None = None  # P26: an objection (GDPR Art. 21): {marketing, analytics, at}
 
     @classmethod
     def from_doc(cls, doc_id: str, data: dict[str, Any]) -> Account:
@@ -97,6 +101,7 @@ class Account:
             "roles": sorted(self.roles),
             "status": self.status,
             "created_at": self.created_at.isoformat(),
+            "purge_at": self.purge_at.isoformat() if self.purge_at else None,
         }
 
 
@@ -164,6 +169,7 @@ class PendingSignup:
     password_hash: str
     created_at: datetime
     expires_at: datetime
+    marketing_consent: bool = False  # P18: ticked at sign-up, recorded as the first consent choice
 
     @classmethod
     def from_doc(cls, data: dict[str, Any]) -> PendingSignup:

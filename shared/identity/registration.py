@@ -41,7 +41,16 @@ class Registration:
     def _lifetime(self) -> timedelta:
         return timedelta(minutes=self.ctx.settings.verification_token_minutes)
 
-    def signup(self, email: str, password: str, first_name: str, last_name: str, ip: str, user_agent: str) -> None:
+    def signup(
+        self,
+        email: str,
+        password: str,
+        first_name: str,
+        last_name: str,
+        ip: str,
+        user_agent: str,
+        marketing_consent: bool = False,
+    ) -> None:
         """The same work and the same answer whether or not the address has an account (no enumeration):
         a password hash, one look-up, one write, one queued mail."""
         try:
@@ -62,6 +71,7 @@ class Registration:
             password_hash=password_hash,
             created_at=now,
             expires_at=now + self._lifetime,
+            marketing_consent=marketing_consent,
         )
         token = self.ctx.stores.pending.add(pending)
         self._mail_link(pending, token)
@@ -107,6 +117,8 @@ class Registration:
             email_verified=True,
             password_hash=pending.password_hash,
         )
+        for name, value in self.ctx.purge_fields(account, now).items():
+            setattr(account, name, value)
         try:
             self.ctx.stores.accounts.create(account)
         except Conflict:
@@ -116,6 +128,8 @@ class Registration:
             ) from None
         self.ctx.stores.pending.clear_address(pending.email)  # every other sign-up of the address is void
         self.ctx.event(account.id, "email_verified", ip, user_agent)
+        if self.ctx.record_consent is not None:  # the sign-up's choice is the first entry of the history (P18)
+            self.ctx.record_consent(account.id, pending.marketing_consent, "signup")
         log.info("account created", account_id=account.id)
         return account
 

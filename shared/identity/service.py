@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import NotFound
 from shared.identity.attempts import Attempts
 from shared.identity.context import IdentityContext, utcnow
 from shared.identity.credentials import PASSWORD_RESET_REQUEST, Credentials
 from shared.identity.google import GoogleSignin
-from shared.identity.model import Principal
+from shared.identity.model import Account, Principal
 from shared.identity.profile import Profile
 from shared.identity.reauth import StepUp
 from shared.identity.registration import VERIFICATION_RESEND, Registration
@@ -55,6 +56,13 @@ class IdentityService:
             PASSWORD_RESET_REQUEST: self.credentials.handle_reset_request,
             VERIFICATION_RESEND: self.registration.handle_resend,
         }
+
+    def account(self, account_id: str) -> Account:
+        """An account by id (staff paths), or NotFound."""
+        account = self.ctx.stores.accounts.get(account_id)
+        if account is None:
+            raise NotFound("not-found", "No such account.")
+        return account
 
     def authenticate(self, token: str) -> Principal:
         """The principal of a bearer token (every function's authenticator)."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.errors import NotAuthenticated, NotFound
+from shared.errors import Conflict, NotAuthenticated, NotFound
 from shared.identity import mails
 from shared.identity.context import IdentityContext
 from shared.identity.model import MAX_KNOWN_DEVICES, Account, Principal, SessionRecord
 from shared.identity.tokens import new_id, new_token, token_hash
+from shared.retention.policy import needs_touch
 
 TOUCH_EVERY = timedelta(minutes=1)
+CANCELLED = "cancelled"
 
 
 def session_expired() -> NotAuthenticated:
@@ -44,15 +46,40 @@ class Sessions:
         unseen = [m for m in marks if m not in account.known_devices]
         notify = bool(unseen) and bool(account.known_devices)  # never for the very first sign-in
         account.known_devices = (account.known_devices + unseen)[-MAX_KNOWN_DEVICES:]
-        account.last_active_at = now
+        use = self.ctx.purge_fields(account, now)
+        for name, value in use.items():
+            setattr(account, name, value)
         self.ctx.stores.sessions.add(record)
-        self.ctx.stores.accounts.update(account.id, {"known_devices": account.known_devices, "last_active_at": now})
+        self.ctx.stores.accounts.update(account.id, {"known_devices": account.known_devices, **use})
         self.ctx.event(account.id, "signin_succeeded", ip, user_agent, method=method)
         if notify:
             self.ctx.event(account.id, "new_device_signin", ip, user_agent)
             when = now.strftime("%Y-%m-%d %H:%M UTC")
             self.ctx.send(mails.new_device(account.email, account.first_name, when, ip, user_agent))
         return token, record, account
+
+    def reactivation(self, account: Account, reactivate: bool, ip: str, user_agent: str) -> None:
+        """A cancelled account signing in (P19): refused until the holder confirms; confirmed, it is active
+        again and its retention clock stops (the purge is recomputed from now, as for any use)."""
+        if account.status != CANCELLED:
+            return
+        if not reactivate:
+            raise Conflict(
+                "account-cancelled",
+                "This account was cancelled and will be deleted on the date shown. Sign in with "
+                "reactivate: true to keep it.",
+                title="Account cancelled",
+                purge_at=account.purge_at.isoformat() if account.purge_at else None,
+            )
+        now = self.ctx.clock()
+        changes = {"status": "active", "cancelled_at": None, "updated_at": now, **self.ctx.purge_fields(account, now)}
+        self.ctx.stores.accounts.update(account.id, changes)
+        for name, value in changes.items():
+            setattr(account, name, value)
+        self.ctx.event(account.id, "account_reactivated", ip, user_agent)
+        if self.ctx.resync_consent is not None:  # marketing stopped with the cancellation may resume (P18)
+            self.ctx.resync_consent(account.id)
+        self.ctx.send(mails.account_reactivated(account.email, account.first_name))
 
     def authenticate(self, token: str) -> Principal:
         """The principal for a bearer token, or 401. Idle and absolute timeouts are enforced here."""
@@ -72,6 +99,11 @@ class Sessions:
         if now - record.last_seen_at >= TOUCH_EVERY:
             self.ctx.stores.sessions.update(hashed, {"last_seen_at": now})
             record.last_seen_at = now
+        if needs_touch(account.last_active_at, now):  # last use, at most once a day (P27)
+            use = self.ctx.purge_fields(account, now)
+            self.ctx.stores.accounts.update(account.id, use)
+            for name, value in use.items():
+                setattr(account, name, value)
         return Principal(account=account, session=record)
 
     def live(self, account_id: str) -> list[SessionRecord]:

@@ -9,6 +9,8 @@ from shared.identity.model import Account, SessionRecord
 from shared.identity.second_factor import SecondFactor, mfa_refused
 from shared.identity.sessions import Sessions
 
+SIGNABLE = frozenset({"active", "cancelled"})  # a cancelled account may sign in to reactivate (P19)
+
 
 def invalid_credentials() -> InvalidCredentials:
     return InvalidCredentials(
@@ -33,10 +35,12 @@ class PasswordSignin:
         user_agent: str,
         totp_code: str | None = None,
         recovery_code: str | None = None,
+        reactivate: bool = False,
     ) -> tuple[str, SessionRecord, Account]:
         attempt = self.attempts.reserve(email, ip)  # counted before anything is judged
         account = self.ctx.stores.accounts.find_by_email(email)
-        stored = account.password_hash if account and account.status == "active" else None
+        usable = account is not None and account.status in SIGNABLE
+        stored = account.password_hash if account is not None and usable else None
         if not self.ctx.hasher.verify(password, stored):  # a dummy check when there is no hash
             attempt.failed(account.id if account else None, "password", ip, user_agent)
             raise invalid_credentials()
@@ -54,6 +58,7 @@ class PasswordSignin:
                 attempt.failed(account.id, "second_factor", ip, user_agent)
                 raise mfa_refused()
         attempt.succeeded()
+        self.sessions.reactivation(account, reactivate, ip, user_agent)
         if self.ctx.hasher.needs_rehash(stored):
             self.ctx.stores.accounts.update(account.id, {"password_hash": self.ctx.hasher.hash(password)})
         return self.sessions.open(account, "password", ip, user_agent)

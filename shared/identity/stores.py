@@ -38,7 +38,7 @@ from shared.observability import get_logger
 
 log = get_logger(__name__)
 
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")  # no slash, no dot, no reserved __name__
 
 
 def link_refused(detail: str = "This link is invalid or was already used.") -> InvalidToken:
@@ -64,6 +64,9 @@ class AccountStore(Protocol):
         self, account_id: str, wanted: Callable[[list[str]], list[str]], guard: str, now: datetime
     ) -> tuple[list[str], list[str]]: ...
     def status(self, account_id: str) -> str | None: ...
+    def transition(
+        self, account_id: str, decide: Callable[[Account], dict[str, Any] | None]
+    ) -> tuple[Account, bool]: ...
 
 
 class SessionStore(Protocol):
@@ -121,6 +124,8 @@ class FirestoreAccounts:
         self.db = db
 
     def _ref(self, account_id: str) -> firestore.DocumentReference:
+        if not ACCOUNT_ID.fullmatch(account_id or ""):
+            raise NotFound("not-found", "No such account.")  # not an id we issue, nor a valid document name
         return self.db.collection(ACCOUNTS).document(account_id)
 
     def _email_ref(self, email: str) -> firestore.DocumentReference:
@@ -256,6 +261,29 @@ class FirestoreAccounts:
                 raise Conflict("last-admin", "This is the last admin: grant the role to someone else first.")
             tx.update(ref, {"roles": after, "updated_at": now})
             return before, after
+
+        return run(self.db.transaction())
+
+    def transition(self, account_id: str, decide: Callable[[Account], dict[str, Any] | None]) -> tuple[Account, bool]:
+        """Apply `decide(account)`'s changes (None: none) in one transaction: a status change seen once.
+
+        Returns (the account after, whether it changed); NotFound when there is no such account.
+        """
+        if not ACCOUNT_ID.fullmatch(account_id or ""):
+            raise NotFound("not-found", "No such account.")
+        ref = self._ref(account_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> tuple[Account, bool]:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("not-found", "No such account.")
+            data = snap.to_dict() or {}
+            changes = decide(Account.from_doc(snap.id, dict(data)))
+            if changes:
+                tx.update(ref, changes)
+                data.update(changes)
+            return Account.from_doc(snap.id, data), bool(changes)
 
         return run(self.db.transaction())
 

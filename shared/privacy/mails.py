@@ -77,3 +77,42 @@ def export_ready(to: str, first_name: str, base_url: str, request_id: str, expir
             "it is deleted after that."
         ),
     )
+
+
+def account_cancelled(to: str, first_name: str, purge_at: object, subscription_ends: list[object]) -> Mail:
+    """The cancellation of an account (P19): what stops, the purge date, and how to keep the account."""
+    day = purge_at.strftime("%Y-%m-%d") if hasattr(purge_at, "strftime") else str(purge_at)
+    billing = (
+        "Your subscription will not renew: it stays in place until the end of the period already paid ("
+        + ", ".join(_when(end) for end in subscription_ends)
+        + "), and nothing more is charged.\n\n"
+        if subscription_ends
+        else ""
+    )
+    return Mail(
+        to=to,
+        subject=f"Your account is cancelled: it will be deleted on {day}",
+        category="transactional",
+        text=(
+            f"Hello {first_name},\n\nYour WizyVision account has been cancelled. Every session has been ended, and "
+            "we no longer use your data for anything but keeping it: no product analytics, no newsletter, nothing "
+            f"is sent to our support or marketing tools.\n\n{billing}Your account and its data are kept until "
+            f"{day} ({_when(purge_at)}), then deleted for good, in our systems and at our processors.\n\n"
+            f"Changed your mind? Sign in before {day}: you will be asked to confirm, and your account is "
+            "reactivated as it was."
+        ),
+    )
+
+
+def objection_recorded(to: str, first_name: str, request_id: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Your objection has been recorded",
+        category="privacy",
+        text=(
+            f"Hello {first_name},\n\nWe received your objection to the processing of your data (request "
+            f"{request_id}) and have acted on it: from now on we send you no marketing message and no longer use "
+            "your activity in our product analytics. Messages we must send to provide the service (security "
+            "notices, billing, answers to your requests) continue."
+        ),
+    )

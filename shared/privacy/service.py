@@ -1,7 +1,8 @@
-"""Data subject requests (P10, P11, P20, P26, P28): the use cases of the privacy and admin functions.
+"""Data subject requests (P10, P11, P20, P26, P27, P28): the use cases of the privacy and admin functions.
 
-The account holder asks for an export or an erasure, follows it step by step, cancels an erasure in
-its grace period, downloads the export, and reads what staff did with the account (the audit log).
+The account holder asks for an export or an erasure, objects to marketing and analytics (answered at
+once), follows each request step by step, cancels an erasure in its grace period, downloads the export,
+and reads what staff did with the account (the audit log). The retention sweep starts erasures too.
 Staff (DPO, admin) start an immediate erasure, see every open request by due date, retry a request
 that needs attention, read the deletion records and the record of processing, and grant roles.
 Every request of another account answers 404 (P20). The work itself runs in the privacy worker.
@@ -10,6 +11,7 @@ Every request of another account answers 404 (P20). The work itself runs in the 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,26 +34,32 @@ from shared.observability import get_logger
 from shared.privacy import mails
 from shared.privacy.model import (
     CANCELLED,
+    COMPLETED,
     DELETION_RECORDS,
     ERASURE,
+    ERASURE_TYPES,
     EXPORT,
+    HOLDER_TYPES,
     NEEDS_ATTENTION,
+    OBJECTION,
     OPEN_STATUSES,
-    PENDING,
     PRIVACY_REQUESTS,
     QUEUED,
     REQUESTED_BY_DPO,
     REQUESTED_BY_HOLDER,
+    REQUESTED_BY_RETENTION,
+    RETENTION,
     SCHEDULED,
-    SUCCEEDED,
     TOPIC,
     PrivacyRequest,
     due_date,
+    objection_view,
+    step_plan,
 )
-from shared.privacy.worker import erasure_plan, export_plan
 from shared.processors import ProcessorAdapter
 
 log = get_logger(__name__)
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,79}")  # no slash, no dot, no reserved __name__
 
 Clock = Callable[[], datetime]
 Publisher = Callable[[str, dict[str, Any]], None]
@@ -99,9 +107,12 @@ class PrivacyService:
         url_signer: Callable[[], Any],
         accounts: AccountStore,
         clock: Clock = utcnow,
+        marketing_stopped: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.accounts = accounts  # every read and write of an account goes through the identity store
+        # An objection stops marketing: the processors that send it (HubSpot, Intercom) are told (P18, P26).
+        self._marketing_stopped = marketing_stopped
         self.settings = settings
         self.storage = storage
         self._identity = identity
@@ -114,10 +125,13 @@ class PrivacyService:
 
     # -- documents ----------------------------------------------------------------------------------
     def _ref(self, request_id: str) -> firestore.DocumentReference:
+        """The request's document; an id we never issue (a slash, a reserved `__x__` name…) is NotFound."""
+        if not REQUEST_ID.fullmatch(request_id or ""):
+            raise NotFound("not-found", "No such request.")
         return self.db.collection(PRIVACY_REQUESTS).document(request_id)
 
     def _load(self, request_id: str) -> PrivacyRequest | None:
-        if not request_id or "/" in request_id:
+        if not REQUEST_ID.fullmatch(request_id or ""):
             return None
         snap = self._ref(request_id).get()
         return PrivacyRequest.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
@@ -130,10 +144,12 @@ class PrivacyService:
         return request
 
     def _open_of(self, account_id: str, kind: str) -> PrivacyRequest | None:
+        """The account's open request of this kind; for an erasure, an open erasure or retention request."""
+        kinds = list(ERASURE_TYPES) if kind in ERASURE_TYPES else [kind]
         docs = (
             self.db.collection(PRIVACY_REQUESTS)
             .where(filter=FieldFilter("account_id", "==", account_id))
-            .where(filter=FieldFilter("type", "==", kind))
+            .where(filter=FieldFilter("type", "in", kinds))
             .stream()
         )
         for snap in docs:
@@ -146,7 +162,7 @@ class PrivacyService:
         self, account_id: str, kind: str, *, grace: timedelta, requested_by: str, actor_id: str | None, reason: str
     ) -> tuple[PrivacyRequest, str | None]:
         now = self.clock()
-        steps = erasure_plan(self._adapters()) if kind == ERASURE else export_plan(self._adapters())
+        steps = step_plan(kind, [a.name for a in self._adapters()]) if kind != OBJECTION else []
         token = new_token() if grace > timedelta(0) else None
         request = PrivacyRequest(
             id=new_id("prq"),
@@ -173,14 +189,19 @@ class PrivacyService:
 
     # -- the account holder ---------------------------------------------------------------------------
     def create_request(
-        self, principal: Principal, kind: str, proof: Proof | None, ip: str, user_agent: str
+        self, principal: Principal, kind: str, proof: Proof | None, ip: str, user_agent: str, reason: str = ""
     ) -> dict[str, Any]:
-        """An export or an erasure of the caller's account. An erasure first passes the identity step-up
-        policy (P25): a current password, a recent Google sign-in, a second-factor code, or a step-up
-        made moments ago in the same session; otherwise ReauthenticationRequired (403) or Throttled."""
+        """An export, an erasure or an objection of the caller's account. An erasure first passes the
+        identity step-up policy (P25): a current password, a recent Google sign-in, a second-factor code,
+        or a step-up made moments ago in the same session; otherwise ReauthenticationRequired (403) or
+        Throttled. An objection is answered at once (`_object`)."""
         account = principal.account
-        if kind not in (EXPORT, ERASURE):
-            raise InvalidInput("validation-error", "type is export or erasure.")
+        if kind not in HOLDER_TYPES:
+            raise InvalidInput("validation-error", "type is export, erasure or objection.")
+        if kind == OBJECTION:
+            return self._object(account, reason)
+        if reason:
+            raise InvalidInput("validation-error", "reason is given with an objection only.")
         existing = self._open_of(account.id, kind)
         if existing is not None:
             raise Conflict(
@@ -213,6 +234,30 @@ class PrivacyService:
         self._enqueue(request)
         return self._receipt(request)
 
+    def _object(self, account: Account, reason: str) -> dict[str, Any]:
+        """An objection (GDPR Art. 21, P26): recorded, marketing and product analytics stop for the account
+        (`account.objection`, honoured by the marketing mails and the telemetry aggregator), answered at
+        once with a mail to the holder. Asking again records another request and keeps it stopped."""
+        now = self.clock()
+        request, _ = self._new_request(
+            account.id, OBJECTION, grace=timedelta(0), requested_by=REQUESTED_BY_HOLDER, actor_id=None, reason=reason
+        )
+        objection = {"marketing": True, "analytics": True, "at": now}
+        request.objection = objection
+        request.status, request.started_at, request.completed_at = COMPLETED, now, now
+        self._ref(request.id).create(request.to_doc())
+        self.accounts.update(account.id, {"objection": objection, "updated_at": now})
+        if self._marketing_stopped is not None:
+            self._marketing_stopped(account.id)
+        log.info("privacy objection recorded", request_id=request.id, account_id=account.id)
+        self.mailer.send(mails.objection_recorded(account.email, account.first_name, request.id))
+        return self._receipt(request)
+
+    def objection_of(self, principal: Principal) -> dict[str, Any] | None:
+        """The account's standing objection (what it stopped, since when), or None."""
+        account = self.accounts.get(principal.account.id) or principal.account
+        return objection_view(getattr(account, "objection", None))
+
     @staticmethod
     def _receipt(request: PrivacyRequest) -> dict[str, Any]:
         body = request.public()
@@ -229,6 +274,10 @@ class PrivacyService:
         docs = self.db.collection(PRIVACY_REQUESTS).where(filter=FieldFilter("account_id", "==", principal.account.id))
         requests = [PrivacyRequest.from_doc(d.id, d.to_dict() or {}) for d in docs.stream()]
         return [r.public() for r in sorted(requests, key=lambda r: r.received_at, reverse=True)]
+
+    def overview(self, principal: Principal) -> dict[str, Any]:
+        """What `GET /privacy/requests` shows: the requests, newest first, and the standing objection (P26)."""
+        return {"requests": self.list_requests(principal), "objection": self.objection_of(principal)}
 
     def get_request(self, principal: Principal, request_id: str) -> dict[str, Any]:
         return self._owned(principal, request_id).public()
@@ -249,8 +298,8 @@ class PrivacyService:
 
         @firestore.transactional
         def cancel(tx: firestore.Transaction) -> PrivacyRequest:
-            snap = ref.get(transaction=tx) if request_id and "/" not in request_id else None
-            if snap is None or not snap.exists:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
                 raise NotFound("not-found", "No such request.")
             request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
             if token is not None and not (
@@ -259,12 +308,11 @@ class PrivacyService:
                 raise InvalidToken("invalid-token", "This link is invalid or no longer works.")
             if request.status == CANCELLED:
                 return request
-            if request.status != SCHEDULED or (request.run_after and request.run_after <= now):
+            if not request.cancellable(now):
                 raise Conflict(
                     "not-cancellable", "Only an erasure in its grace period can be cancelled; this one has started."
                 )
-            tx.update(ref, {"status": CANCELLED, "cancelled_at": now, "cancel_token_hash": None, "updated_at": now})
-            request.status, request.cancelled_at = CANCELLED, now
+            tx.update(ref, request.cancel(now))
             return request
 
         request = cancel(self.db.transaction())
@@ -313,19 +361,7 @@ class PrivacyService:
         existing = self._open_of(account_id, ERASURE)
         if existing is not None:
             if existing.status == SCHEDULED:
-                now = self.clock()
-                self._ref(existing.id).update(
-                    {
-                        "status": QUEUED,
-                        "run_after": None,
-                        "cancellable_until": None,
-                        "cancel_token_hash": None,
-                        "requested_by": REQUESTED_BY_DPO,
-                        "actor_id": actor_id,
-                        "reason": reason,
-                        "updated_at": now,
-                    }
-                )
+                self._ref(existing.id).update(existing.start_now_for_dpo(actor_id, reason, self.clock()))
                 existing = self._load(existing.id) or existing
                 self._enqueue(existing)
             return self._receipt(existing)
@@ -334,6 +370,29 @@ class PrivacyService:
         )
         self._ref(request.id).create(request.to_doc())
         log.info("DPO erasure started", request_id=request.id, account_id=account_id, actor_id=actor_id)
+        self._enqueue(request)
+        return self._receipt(request)
+
+    def start_retention_erasure(self, account_id: str, reason: str) -> dict[str, Any]:
+        """The erasure of an account whose retention period is over (P27), for the retention sweep.
+
+        A request of type `retention` running the erasure's steps in the privacy worker (processors,
+        every place of the data map, the deletion record, which names the type): no grace period, no
+        mail when it starts (the completion mail still goes out), requested_by "retention-sweep".
+        Idempotent: while an erasure or retention request is open for the account, that one is returned
+        (and nothing is queued again). Returns the receipt: request_id, type, status, due_at, ...
+        NotFound when the account does not exist (it may already be erased).
+        """
+        if self._account(account_id) is None:
+            raise NotFound("not-found", "No such account (it may already be erased: see the deletion records).")
+        existing = self._open_of(account_id, RETENTION)
+        if existing is not None:
+            return self._receipt(existing)
+        request, _ = self._new_request(
+            account_id, RETENTION, grace=timedelta(0), requested_by=REQUESTED_BY_RETENTION, actor_id=None, reason=reason
+        )
+        self._ref(request.id).create(request.to_doc())
+        log.info("retention erasure started", request_id=request.id, account_id=account_id)
         self._enqueue(request)
         return self._receipt(request)
 
@@ -356,21 +415,7 @@ class PrivacyService:
             request = PrivacyRequest.from_doc(snap.id, snap.to_dict() or {})
             if request.status != NEEDS_ATTENTION:
                 raise Conflict("not-retryable", f"The request is {request.status}: only needs_attention is retried.")
-            for step in request.steps.values():
-                if step.status not in SUCCEEDED:
-                    step.status, step.attempts, step.next_attempt_at = PENDING, 0, None
-                    step.finished_at = None
-            tx.update(
-                ref,
-                {
-                    "status": QUEUED,
-                    "run_after": None,
-                    "completed_at": None,
-                    "steps": {n: s.to_doc() for n, s in request.steps.items()},
-                    "updated_at": now,
-                },
-            )
-            request.status = QUEUED
+            tx.update(ref, request.retry_failed(now))
             return request
 
         request = reset(self.db.transaction())

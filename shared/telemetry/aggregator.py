@@ -119,8 +119,8 @@ class FoldResult:
 class AccountLookup:
     """Whether an account still exists, and its plan tier (billing_accounts/<id>.plan), cached a minute.
 
-    A product message can be delivered hours late (retries): if its account was erased meanwhile,
-    its events are still counted (the counters hold no account) but no longer archived (P11).
+    A product message can be delivered hours late (retries): if its account was erased (or cancelled)
+    meanwhile, its events are still counted (the counters hold no account) but no longer archived (P11, P19).
     """
 
     BILLING_ACCOUNTS = "billing_accounts"
@@ -145,8 +145,9 @@ class AccountLookup:
         if hit and now - hit[0] < self._ttl:
             return hit[1], hit[2]
         status = self._accounts().status(account_id)
-        # An account being erased is gone already: nothing more is archived under it.
-        exists = status is not None and status != "erasing"
+        # An account being erased is gone already, and a cancelled one is only kept until its purge
+        # (P19): nothing more is archived under either (the counters, which hold no account, still count).
+        exists = status is not None and status not in ("erasing", "cancelled")
         snap = self._db().collection(self.BILLING_ACCOUNTS).document(account_id).get(field_paths=["plan"])
         plan = (snap.to_dict() or {}).get("plan") if snap.exists else None
         tier = plan if plan in PLAN_TIERS else ("free" if plan is None else "other")

@@ -96,9 +96,16 @@ class IngestService:
         site: str | None = None,
         account_id: str | None = None,
         server: bool = False,
+        objected: bool = False,
     ) -> IngestResult:
-        """Check, reduce and publish one batch. `account_id` (a signed-in caller) makes it product telemetry."""
+        """Check, reduce and publish one batch. `account_id` (a signed-in caller) makes it product telemetry.
+
+        `objected`: the account objected to product analytics (GDPR Art. 21, P26): its events are
+        answered like any batch and published nowhere.
+        """
         stream: Stream = PRODUCT if account_id else WEB
+        if stream == PRODUCT and objected:
+            return IngestResult(stream)
         if stream == WEB:
             site = (site or "").strip().lower().removeprefix("www.")
             if not site:

@@ -6,20 +6,15 @@ browser tests (tests/e2e/test_auth_*.py) prove the same through the real stack.
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pyotp
 import pytest
 
 from shared.adapters.google_identity import GoogleIdentity
-from shared.adapters.mail import Mail
-from shared.bootstrap import build_identity_service
-from shared.config import Settings
 from shared.errors import (
     Conflict,
     DomainError,
@@ -29,96 +24,14 @@ from shared.errors import (
     ReauthenticationRequired,
     Throttled,
 )
-from shared.identity.memory import MemorySecurityEvents, memory_stores
 from shared.identity.reauth import Proof
-from shared.identity.service import IdentityService
-from shared.identity.stores import IdentityStores
+from tests.identity_world import PASSWORD, IdentityWorld
 
-KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-PASSWORD = "correct horse battery staple 1"
 OTHER = "attacker's own passphrase 99"
 
 
-class Mails:
-    def __init__(self) -> None:
-        self.sent: list[Mail] = []
-
-    def send(self, mail: Mail) -> None:
-        self.sent.append(mail)
-
-    def to(self, address: str, subject_has: str = "") -> list[Mail]:
-        return [m for m in self.sent if m.to == address and subject_has.lower() in m.subject.lower()]
-
-    def token(self, address: str, subject_has: str = "") -> str:
-        text = self.to(address, subject_has)[-1].text
-        found = re.search(r"#token=([\w\-%]+)", text)
-        assert found, text
-        return found.group(1)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-class Google:
-    def __init__(self) -> None:
-        self.identities: dict[str, GoogleIdentity] = {}
-
-    def verify(self, id_token: str) -> GoogleIdentity:
-        if id_token not in self.identities:
-            raise InvalidCredentials("invalid-google-token", "unknown token")
-        return self.identities[id_token]
-
-
-class World:
-    """A wired identity service over memory stores, with a queue the test drains like the worker."""
-
-    def __init__(self) -> None:
-        self.mails, self.clock, self.google = Mails(), Clock(), Google()
-        self.stores: IdentityStores = memory_stores()
-        self.queue: list[tuple[str, dict[str, Any]]] = []
-        env = {
-            "GOOGLE_CLOUD_PROJECT": "demo-identity",
-            "APP_ENV": "local",
-            "BCRYPT_COST": "4",
-            "PASSWORD_PEPPER": KEY,
-            "TOTP_ENCRYPTION_KEY": KEY,
-        }
-        self.settings = Settings.from_env(env)
-        self.service: IdentityService = build_identity_service(
-            self.settings,
-            stores=self.stores,
-            mailer=self.mails,
-            clock=self.clock,
-            google=self.google,
-            enqueue=lambda kind, payload: self.queue.append((kind, payload)),
-        )
-
-    def drain(self) -> None:
-        while self.queue:
-            kind, payload = self.queue.pop(0)
-            self.service.handle_request(kind, payload)
-
-    def signup(self, email: str, password: str = PASSWORD, ip: str = "198.51.100.1") -> None:
-        self.service.registration.signup(email, password, "Ada", "Lovelace", ip, "pytest")
-
-    def account(self, email: str = "ada@example.com", password: str = PASSWORD) -> tuple[str, Any]:
-        self.signup(email, password)
-        self.service.registration.confirm(self.mails.token(email, "confirm your email"), password, "198.51.100.1", "t")
-        token, _, _ = self.service.signin.signin(email, password, "198.51.100.1", "pytest")
-        return token, self.service.authenticate(token)
-
-    def events(self, account_id: str) -> list[str]:
-        events = self.stores.events
-        assert isinstance(events, MemorySecurityEvents)
-        return events.kinds(account_id)
+class World(IdentityWorld):
+    pass
 
 
 @pytest.fixture
@@ -398,3 +311,57 @@ def test_an_unverified_legacy_account_cannot_sign_in(world: World) -> None:
     world.stores.accounts.update(account.id, {"email_verified": False})  # type: ignore[union-attr]
     with pytest.raises(Forbidden):
         world.service.signin.signin("ada@example.com", PASSWORD, "198.51.100.1", "t")
+
+
+# -- last use and reactivation (P19, P27) -------------------------------------------------------------
+@pytest.mark.policy("P27")
+def test_last_use_is_recorded_at_most_once_a_day_and_moves_the_purge_date(world: World) -> None:
+    token, principal = world.account()
+    first = principal.account.purge_at
+    assert first is not None and first.year == world.clock().year + 1  # 12 months after the last use
+    writes: list[dict[str, Any]] = []
+    update = world.stores.accounts.update
+    world.stores.accounts.update = lambda account_id, changes: (writes.append(changes), update(account_id, changes))  # type: ignore[method-assign]
+    for _ in range(20):
+        world.clock.advance(minutes=10)
+        world.service.authenticate(token)
+    assert not [w for w in writes if "last_active_at" in w]  # 20 requests in 3 hours: no last-use write
+    update(principal.account.id, {"last_active_at": world.clock() - timedelta(days=1)})  # the last use: a day ago
+    principal = world.service.authenticate(token)
+    assert [w for w in writes if "last_active_at" in w] and principal.account.purge_at > first
+
+
+@pytest.mark.policy("P19")
+def test_a_cancelled_account_signs_in_only_to_reactivate_and_its_clock_stops(world: World) -> None:
+    _, principal = world.account()
+    account_id = principal.account.id
+    world.clock.advance(days=40)
+    world.stores.accounts.update(
+        account_id,
+        {"status": "cancelled", "cancelled_at": world.clock(), "purge_at": world.clock() + timedelta(days=365)},
+    )
+    with pytest.raises(Conflict) as asked:
+        world.service.signin.signin("ada@example.com", PASSWORD, "198.51.100.1", "t")
+    assert asked.value.code == "account-cancelled" and asked.value.extensions["purge_at"]
+    assert world.stores.accounts.get(account_id).status == "cancelled"  # type: ignore[union-attr]
+    with pytest.raises(InvalidCredentials):  # a wrong password learns nothing about the cancellation
+        world.service.signin.signin("ada@example.com", OTHER, "198.51.100.1", "t", reactivate=True)
+    world.service.signin.signin("ada@example.com", PASSWORD, "198.51.100.1", "t", reactivate=True)
+    account = world.stores.accounts.get(account_id)
+    assert account.status == "active" and account.cancelled_at is None  # type: ignore[union-attr]
+    assert "account_reactivated" in world.events(account_id)
+    assert world.resyncs == [account_id]  # the processors hear that marketing may resume (per its consent)
+    assert world.mails.to("ada@example.com", "active again")
+
+
+@pytest.mark.policy("P18")
+def test_the_sign_up_choice_is_the_first_consent_record(world: World) -> None:
+    world.service.registration.signup(
+        "ada@example.com", PASSWORD, "Ada", "L", "198.51.100.1", "t", marketing_consent=True
+    )
+    world.service.registration.signup("bob@example.com", PASSWORD, "Bob", "L", "198.51.100.1", "t")
+    for address in ("ada@example.com", "bob@example.com"):
+        world.service.registration.confirm(world.mails.token(address, "confirm"), PASSWORD, "198.51.100.1", "t")
+    ada = world.stores.accounts.find_by_email("ada@example.com")
+    bob = world.stores.accounts.find_by_email("bob@example.com")
+    assert world.consents == [(ada.id, True, "signup"), (bob.id, False, "signup")]  # type: ignore[union-attr]

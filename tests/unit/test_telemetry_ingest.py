@@ -194,3 +194,18 @@ def test_the_catalogue_is_described_for_clients() -> None:
     assert set(doc) == {WEB, PRODUCT}
     assert doc[WEB]["pageview"]["url"] == "required"
     assert all(spec.name in doc[spec.stream] for spec in CATALOGUE.values())
+
+
+@pytest.mark.policy("P26", "P12")
+def test_an_account_that_objected_to_analytics_has_nothing_published() -> None:
+    published = Published()
+    result = service(published).ingest(
+        events=[{"name": "report.exported", "props": {"format": "csv"}}],
+        ip=IP,
+        user_agent=FIREFOX,
+        account_id="acc_123",
+        objected=True,
+    )
+    assert result.accepted == 0 and not published
+    web = service(published).ingest(events=[pageview()], ip=IP, user_agent=FIREFOX, site="example.test", objected=True)
+    assert web.accepted == 1 and published  # web analytics carry no account: an objection cannot reach them
