@@ -15,7 +15,7 @@ PIP_STAMP := $(VENV)/.requirements.stamp
 NPM_STAMP := node_modules/.package.stamp
 NPM_INPUTS := package.json $(wildcard package-lock.json)
 
-.PHONY: help preflight setup tools run test bench lint fmt policy wipe clean
+.PHONY: help preflight setup tools run test bench lint fmt policy wipe clean cli
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -72,6 +72,10 @@ policy: $(PIP_STAMP)
 
 wipe: $(PIP_STAMP)
 	$(BIN)/python -m devstack wipe
+
+# Operator commands against the running make run stack: make cli ARGS="scheduler list"
+cli: $(PIP_STAMP)
+	$(BIN)/python -m shared.cli --local $(ARGS)
 
 # Run state of make run (pid files, logs, mail, emulator data); keeps .local/secrets.env and the venv.
 clean:

@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import auth, billing, privacy, telemetry
+from bench import auth, billing, privacy, retention, telemetry
 from devstack import Stack
 
 COST = 12
@@ -32,6 +32,8 @@ def main() -> int:
             lines += billing.run(stack)
             lines.append("")
             lines += telemetry.run(stack)
+            lines.append("")
+            lines += retention.run(stack)
             print("\n".join(lines), flush=True)
         finally:
             stack.stop()

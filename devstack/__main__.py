@@ -18,6 +18,10 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     # SIGINT too: a shell may start us with SIGINT ignored (background job), and Ctrl-C must work.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -32,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets_env=load_or_create_secrets(LOCAL_DIR / "secrets.env"),
         gateway_log_to_file=args.gateway_log,
     )
+    scheduler = None
     print(f"devstack: starting the local stack (logs in {LOCAL_DIR / 'logs'}) …", flush=True)
     try:
         stack.start()
@@ -43,6 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"\ndevstack: ready at {stack.public_url} (started in {stack.started_in:.1f}s). Ctrl-C stops everything.\n",
             flush=True,
         )
+        # Cloud Scheduler's jobs, read from terraform/, each on its own cron schedule.
+        from devstack.scheduler import LocalScheduler, terraform_jobs
+
+        scheduler = LocalScheduler(terraform_jobs(), stack.gateway_url, stack.publish, log=_say).start()
         stop = threading.Event()
         while not stop.wait(1.0):
             dead = stack.dead_processes()
@@ -59,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"devstack: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         began = time.monotonic()
         stack.stop()
         print(f"devstack: stopped ({time.monotonic() - began:.1f}s)", flush=True)

@@ -38,7 +38,7 @@ from devstack.tools import REPO_ROOT, check_tools, firebase_bin
 DEFAULT_PROJECT = "demo-wizyvision"
 MAIL_FROM = "WizyVision <no-reply@wizyvision.com>"
 ALL_SERVICES = ("firestore", "pubsub", "storage", "auth", "smtp", "stripe", "gateway")
-SECRET_NAMES = ("PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY")
+SECRET_NAMES = ("PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "UNSUBSCRIBE_SIGNING_KEY")
 # Variables a stack exports; never inherited by the emulators from the caller.
 STACK_VARS = (
     "GOOGLE_CLOUD_PROJECT",

@@ -7,6 +7,21 @@
     erase (--account-id ID | --email E) --reason TEXT [--wait]
                                        the DPO's immediate erasure of an account (P11, P28); --wait runs
                                        it here and prints its deletion record
+    cancel-account ACCOUNT_ID --reason TEXT
+                                       cancel an account (P19): sessions end, subscriptions stop renewing,
+                                       the holder is mailed the purge date; written to the audit log
+
+    scheduler list | next | run JOB [--region R]
+                                       the Cloud Scheduler jobs of terraform/: list them, when each runs
+                                       next, or fire one now (through the gateway with --local; on the
+                                       deployed project with Cloud Scheduler's run_job otherwise)
+    retention-sweep [--dry-run]        run the retention sweep (P27) here; --dry-run counts per category
+                                       what would be deleted and deletes nothing
+
+Global option `--local` (before the command): run against the `make run` stack, with the environment
+it wrote to `.local/stack.json` (`make cli ARGS="--local scheduler list"` does the same). Without it
+the command uses the process environment (GOOGLE_CLOUD_PROJECT and so on); a missing configuration
+is one line and exit status 2.
 
 Add a command with a `_<name>(args) -> int` function and one `sub.add_parser(...)` block in
 `build_parser`, with `set_defaults(run=_<name>)`.
@@ -18,7 +33,7 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.config import ConfigError, Settings
 
@@ -122,6 +137,86 @@ def _erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cancel_account(args: argparse.Namespace) -> int:
+    from shared.bootstrap import build_cancellation_service
+    from shared.errors import DomainError
+
+    config, service = _staff_service()
+    actor = _cli_actor()
+    service.audit.record(actor, "cli cancel-account", target_account_id=args.account_id, reason=args.reason)
+    try:
+        answer = build_cancellation_service(config).cancel(args.account_id, actor, args.reason)
+    except DomainError as refused:
+        print(f"refused: {refused.detail or refused.heading}", file=sys.stderr)
+        return 1
+    print(json.dumps({"account_id": args.account_id, **answer}, indent=2))
+    return 0
+
+
+# -- Cloud Scheduler jobs and the retention sweep (P27) -------------------------------------------
+
+LOCAL_STACK: object | None = None  # the attached `make run` stack (devstack StackInfo) under --local
+
+
+class MissingConfiguration(Exception):
+    """A setting the command needs is absent: one line, exit status 2."""
+
+
+def _attach_local() -> None:
+    """Apply the environment of the running `make run` stack (`.local/stack.json`)."""
+    global LOCAL_STACK
+    from devstack.errors import DevstackError
+    from devstack.stack import StackInfo
+
+    try:
+        info = StackInfo.attach()
+    except DevstackError as exc:
+        raise MissingConfiguration(f"--local: {exc}") from None
+    os.environ.update(info.env)
+    LOCAL_STACK = info
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from devstack.scheduler import fire, terraform_jobs
+
+    jobs = {job.name: job for job in terraform_jobs()}
+    if args.action in ("list", "next"):
+        now = datetime.now(UTC)
+        for job in jobs.values():
+            when = f"  next {job.next_after(now).isoformat()}" if args.action == "next" else ""
+            print(f"{job.name:<20} {job.schedule:<16} {job.time_zone:<14} {job.target}{when}")
+        return 0
+    job = jobs.get(args.job or "")
+    if job is None:
+        print(f"no such job {args.job!r}; terraform declares: {', '.join(jobs)}", file=sys.stderr)
+        return 2
+    if LOCAL_STACK is not None:
+        info: Any = LOCAL_STACK
+        print(f"{job.name}: {fire(job, info.gateway_url, info.publish)}")
+        return 0
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+    if not project:
+        raise MissingConfiguration("GOOGLE_CLOUD_PROJECT is not set (or use --local against make run)")
+    from google.cloud import scheduler_v1
+
+    name = f"projects/{project}/locations/{args.region}/jobs/{job.name}"
+    ran = scheduler_v1.CloudSchedulerClient().run_job(name=name)
+    print(f"{job.name}: asked Cloud Scheduler to run {ran.name}")
+    return 0
+
+
+def _retention_sweep(args: argparse.Namespace) -> int:
+    from shared.bootstrap import build_retention_sweep, settings
+
+    if not (os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")):
+        raise MissingConfiguration("GOOGLE_CLOUD_PROJECT is not set (or use --local against make run)")
+    report = build_retention_sweep(settings()).run(dry_run=args.dry_run)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 1 if report.failed else 0
+
+
 def _account_arguments(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--account-id", help="the opaque account id (acc_...)")
@@ -131,6 +226,7 @@ def _account_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m shared.cli", description="WizyVision backend operator commands")
+    parser.add_argument("--local", action="store_true", help="use the running make run stack (.local/stack.json)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     records = sub.add_parser("records", help="print the record of processing activities (GDPR Art. 30)")
@@ -148,13 +244,33 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--wait", action="store_true", help="run the erasure here and print its deletion record")
     erase.set_defaults(run=_erase)
 
+    cancel = sub.add_parser("cancel-account", help="cancel an account (P19); it is kept until its purge date")
+    cancel.add_argument("account_id", metavar="ACCOUNT_ID", help="the opaque account id (acc_...)")
+    cancel.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    cancel.set_defaults(run=_cancel_account)
+
+    jobs = sub.add_parser("scheduler", help="the Cloud Scheduler jobs of terraform/: list, next, run JOB")
+    jobs.add_argument("action", choices=("list", "next", "run"))
+    jobs.add_argument("job", nargs="?", help="run: the job's name (see list)")
+    jobs.add_argument("--region", default=os.environ.get("REGION", "europe-west1"), help="the deployed region")
+    jobs.set_defaults(run=_scheduler)
+
+    sweep = sub.add_parser("retention-sweep", help="run the retention sweep (P27) now")
+    sweep.add_argument("--dry-run", action="store_true", help="count per category what would go; delete nothing")
+    sweep.set_defaults(run=_retention_sweep)
+
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.local:
+            _attach_local()
         return int(args.run(args))
+    except (MissingConfiguration, ConfigError) as exc:
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `... | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0

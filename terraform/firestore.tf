@@ -26,6 +26,10 @@ locals {
     "billing_events_pending.expire_at" = { collection = "billing_events_pending", field = "expire_at" }
   }
 
+  # The retention sweep (shared/retention/sweep.py) reads with `field <= now` ordered by that field
+  # and the document id, on each TTL field above, telemetry_*.expire_at, accounts.purge_at,
+  # accounts.purge_warning_at and privacy_requests.completed_at: Firestore's automatic single-field
+  # indexes serve these queries, so none of these fields may be exempted from indexing.
   firestore_composite_indexes = {
     sessions_by_account = {
       collection = "sessions"

@@ -1,6 +1,8 @@
 # Cloud Scheduler: non-public HTTP functions with a `schedule` (e.g. retention-sweep, P27) are
-# POSTed at /<name> on their internal URL with an OIDC token of the scheduler service account,
-# which may invoke exactly those functions. Failed runs page the team (monitoring.tf, P6).
+# POSTed at /<name> on their internal URL, in the function's `time_zone`, with an empty JSON body
+# and an OIDC token of the scheduler service account, which may invoke exactly those functions.
+# Failed runs page the team (monitoring.tf, P6). `make run` fires the same jobs locally
+# (devstack/scheduler.py reads them from here).
 
 resource "google_service_account" "scheduler" {
   account_id   = "scheduler-invoker"
@@ -27,7 +29,7 @@ resource "google_cloud_scheduler_job" "fn" {
   description      = "Runs ${each.key} on schedule."
   region           = var.region
   schedule         = each.value.schedule
-  time_zone        = "Etc/UTC"
+  time_zone        = each.value.time_zone
   attempt_deadline = "${min(each.value.timeout, 1800)}s"
 
   retry_config {
@@ -39,6 +41,8 @@ resource "google_cloud_scheduler_job" "fn" {
   http_target {
     http_method = "POST"
     uri         = "${google_cloudfunctions2_function.fn[each.key].service_config[0].uri}/${each.key}"
+    headers     = { "Content-Type" = "application/json" }
+    body        = base64encode("{}")
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email

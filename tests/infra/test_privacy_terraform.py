@@ -30,15 +30,19 @@ def test_exports_are_deleted_after_7_days_and_no_bucket_keeps_deleted_objects() 
         assert bucket["location"] == "${var.region}"
 
 
-def test_only_the_worker_may_delete_objects() -> None:
+def test_only_the_worker_and_the_retention_sweep_may_delete_objects() -> None:
+    """The worker erases (P11); the sweep deletes what is past its period (P27), never business data."""
     members = config().of_type("google_storage_bucket_iam_member")
     cannot_delete = {"roles/storage.objectViewer", "roles/storage.objectCreator"}
     deleting = {(m["bucket"], m["member"]) for m in members.values() if m["role"] not in cannot_delete}
     worker = 'serviceAccount:${google_service_account.fn["privacy-worker"].email}'
+    sweep = 'serviceAccount:${google_service_account.fn["retention-sweep"].email}'
     assert deleting == {
         ("${google_storage_bucket.business_data.name}", worker),
         ("${google_storage_bucket.exports.name}", worker),
         ("${google_storage_bucket.telemetry_archive.name}", worker),
+        ("${google_storage_bucket.exports.name}", sweep),
+        ("${google_storage_bucket.telemetry_archive.name}", sweep),
     }
     for name, f in declared_functions().items():
         assert not any(role.startswith("roles/storage.") for role in f["roles"]), f"{name}: project-wide storage role"

@@ -19,12 +19,23 @@ def test_processor_secrets_are_declared_secrets() -> None:
     assert set(secrets) <= set(cfg.locals["secret_env_vars"])
 
 
+# consent-sync carries marketing consent to the two processors that send marketing (P18): their
+# credentials only, never Zendesk's or Stripe's, and not the whole processor configuration.
+CONSENT_SYNC = "consent-sync"
+MARKETING_CREDENTIALS = {"INTERCOM_TOKEN", "HUBSPOT_TOKEN"}
+
+
 def test_only_the_privacy_worker_gets_processor_credentials() -> None:
     secrets = set(config().locals["processor_secrets"])
     for name, function in declared_functions().items():
-        if name != WORKER:
-            assert not secrets & set(function["secrets"]), f"{name} must not read processor credentials"
-            assert "processor_env" not in str(function["env"]), f"{name} must not get the processor configuration"
+        if name == WORKER:
+            continue
+        held = secrets & set(function["secrets"])
+        if name == CONSENT_SYNC:
+            assert held == MARKETING_CREDENTIALS, f"{name} needs exactly the marketing processors' credentials"
+        else:
+            assert not held, f"{name} must not read processor credentials"
+        assert "processor_env" not in str(function["env"]), f"{name} must not get the processor configuration"
 
 
 def test_the_privacy_worker_has_every_processor_credential() -> None:

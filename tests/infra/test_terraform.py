@@ -633,7 +633,8 @@ def test_mail_goes_through_the_outbox_and_only_the_mailer_holds_smtp_credentials
     mailer = functions["mailer"]
     assert mailer["trigger"] == "pubsub" and mailer["topic"] == "mail-outbox" and mailer["public"] is False
     assert isinstance(mailer["dead_letter_after"], int) and 5 <= mailer["dead_letter_after"] <= 100
-    assert mailer["secrets"] == ["SMTP_PASSWORD"], "the mailer needs the SMTP password and nothing else"
+    # The SMTP password, and the key that signs the one-click unsubscribe link of marketing mail (P18).
+    assert sorted(mailer["secrets"]) == ["SMTP_PASSWORD", "UNSUBSCRIBE_SIGNING_KEY"], mailer["secrets"]
     assert mailer["roles"] == ["roles/datastore.user"], "Firestore: the idempotency records of mail ids"
     assert not mailer["publishes"]
     for name, f in functions.items():
@@ -657,3 +658,38 @@ def test_every_queue_of_personal_data_in_the_data_map_is_a_topic_and_its_retenti
         assert queue.topic in published, f"{queue.topic}: in the data map, but no function publishes to it"
         assert queue.topic in consumers and consumers[queue.topic]["dead_letter_after"], queue.topic
         assert queue.retention.days >= 1 + 7 + 7, f"{queue.topic}: the data map understates its retention"
+
+
+# --- The retention sweep on Cloud Scheduler (P27) -------------------------------------------------
+
+
+@pytest.mark.policy("P27")
+def test_the_retention_sweep_runs_daily_in_paris_time_with_least_privilege() -> None:
+    cfg = config()
+    sweep = declared_functions()["retention-sweep"]
+    assert sweep["public"] is False and sweep["trigger"] == "http"
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", sweep["schedule"]), "daily"
+    assert sweep["time_zone"] == "Europe/Paris"
+    assert sweep["secrets"] == [] and sweep["roles"] == ["roles/datastore.user"]
+    assert sorted(sweep["publishes"]) == ["mail-outbox", "privacy-jobs"]
+    job = cfg.resource("google_cloud_scheduler_job", "fn")
+    assert job["time_zone"] == "${each.value.time_zone}"
+    target = first(job["http_target"])
+    assert first(target["oidc_token"])["service_account_email"] == "${google_service_account.scheduler.email}"
+    role = cfg.resource("google_project_iam_custom_role", "retention_object_deleter")
+    assert sorted(role["permissions"]) == ["storage.objects.delete", "storage.objects.list"]
+    grants = {
+        m["bucket"]
+        for m in cfg.of_type("google_storage_bucket_iam_member").values()
+        if "retention-sweep" in m["member"]
+    }
+    assert grants == {"${google_storage_bucket.exports.name}", "${google_storage_bucket.telemetry_archive.name}"}
+
+
+@pytest.mark.policy("P27")
+def test_no_purge_date_field_the_sweep_queries_is_exempted_from_indexing() -> None:
+    swept = {(p.collection, p.ttl_field) for p in (*datamap.FIRESTORE, *datamap.SYSTEM) if p.ttl_field}
+    swept |= {("accounts", "purge_at"), ("accounts", "purge_warning_at"), ("privacy_requests", "completed_at")}
+    for name, field in config().of_type("google_firestore_field").items():
+        if (field.get("collection"), field.get("field")) in swept:
+            assert "index_config" not in field, f"{name}: the sweep's range query needs this field indexed"
