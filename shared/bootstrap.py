@@ -7,6 +7,7 @@ a cold start pays only for what the function it serves touches.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -20,16 +21,23 @@ from shared.identity.service import IdentityService, utcnow
 from shared.observability import configure_logging
 
 if TYPE_CHECKING:  # the privacy modules are imported on first use (the auth function never loads them)
+    from shared.privacy.cancellation import Cancellation
     from shared.privacy.service import PrivacyService
     from shared.privacy.worker import PrivacyWorker
 
 if TYPE_CHECKING:  # billing is imported on first use: the auth function's cold start never loads stripe
     from shared.billing.service import BillingService
 
+if TYPE_CHECKING:  # the retention sweep is imported on first use (its own function only)
+    from shared.retention.sweep import RetentionSweep
+
 if TYPE_CHECKING:  # telemetry is imported on first use (geoip and ua-parser load only where they serve)
     from shared.telemetry.aggregator import Aggregator as TelemetryAggregator
     from shared.telemetry.ingest import IngestService as TelemetryIngest
     from shared.telemetry.reports import ReportService as TelemetryReports
+
+if TYPE_CHECKING:  # consent is imported on first use
+    from shared.consent.service import ConsentService
 
 T = TypeVar("T")
 
@@ -79,6 +87,12 @@ def build_identity_service(config: Settings, **overrides: Any) -> IdentityServic
         "mailer": lambda: outbox_mailer(config),
         "google": lambda: FirebaseGoogleVerifier(config.project_id),
         "enqueue": lambda: _enqueuer(config, AUTH_REQUESTS_TOPIC),
+        # The sign-up's marketing choice is the first entry of the consent history (P18).
+        "record_consent": lambda: (
+            lambda account_id, marketing, source: consent_service().change(account_id, marketing, source)
+        ),
+        # A reactivation may resume the marketing its cancellation stopped at the processors (P18).
+        "resync_consent": lambda: _resync_consent,
     }
     wired = _wire(adapters, overrides)
     stores = overrides.get("stores") or firestore_stores(
@@ -89,11 +103,23 @@ def build_identity_service(config: Settings, **overrides: Any) -> IdentityServic
     return IdentityService(ctx)
 
 
+def _resync_consent(account_id: str) -> None:
+    """Tell the processors that send marketing the account's effective answer again (P18)."""
+    consent_service().resync(account_id)
+
+
 def _enqueuer(config: Settings, topic: str) -> Any:
     """Publish `{kind, payload}` to a topic and wait for the publish to be acknowledged."""
     from shared.adapters.pubsub import publish_and_wait
+    from shared.errors import Unavailable
 
-    return lambda kind, payload: publish_and_wait(config.project_id, topic, {"kind": kind, "payload": payload})
+    def enqueue(kind: str, payload: dict[str, Any]) -> None:
+        try:
+            publish_and_wait(config.project_id, topic, {"kind": kind, "payload": payload}, timeout=10)
+        except Exception as exc:  # the topic is unreachable: nothing was queued, the caller may retry
+            raise Unavailable("The request could not be queued; try again shortly.", slug="queue-unavailable") from exc
+
+    return enqueue
 
 
 identity_service: _ProcessWide[IdentityService] = _ProcessWide(build_identity_service)
@@ -147,6 +173,8 @@ def build_privacy_service(config: Settings, **overrides: Any) -> PrivacyService:
         "adapters": lambda: lambda: processor_adapters(config),
         "url_signer": lambda: default_credentials,
         "accounts": lambda: FirestoreAccounts(firestore_client(config.project_id)),
+        # An objection stops marketing: HubSpot and Intercom are told (P18, P26).
+        "marketing_stopped": lambda: _resync_consent,
     }
     wired = _wire(adapters, overrides)
     audit = overrides.get("audit") or AuditLog(wired["db"], clock=clock)
@@ -177,6 +205,45 @@ privacy_service: _ProcessWide[PrivacyService] = _ProcessWide(build_privacy_servi
 
 
 privacy_worker: _ProcessWide[PrivacyWorker] = _ProcessWide(build_privacy_worker)
+
+
+class _LazyStripe:
+    """The Stripe adapter, made (and STRIPE_SECRET_KEY required) only when a call reaches Stripe."""
+
+    def __init__(self, config: Settings) -> None:
+        self._config = config
+        self._api: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._api is None:
+            from shared.adapters.stripe_api import StripeClientApi
+
+            self._api = StripeClientApi.from_settings(self._config)
+        return getattr(self._api, name)
+
+
+def build_cancellation_service(config: Settings, **overrides: Any) -> Cancellation:
+    """Account cancellation (P19: privacy and admin functions, the CLI); tests pass `accounts=`, `identity=`
+    (a callable), `billing=` (a callable), `mailer=`, `clock=`."""
+    from shared.identity.stores import FirestoreAccounts
+    from shared.privacy.cancellation import Cancellation
+
+    adapters: dict[str, Any] = {
+        "accounts": lambda: FirestoreAccounts(firestore_client(config.project_id)),
+        "identity": lambda: identity_service,
+        # Billing (and stripe) load on the first cancellation; Stripe itself only for a live subscription.
+        "billing": lambda: functools.cache(lambda: build_billing_service(config, stripe=_LazyStripe(config))),
+        "mailer": lambda: outbox_mailer(config),
+        # A cancelled account gets no marketing: HubSpot and Intercom are told (P18, P19).
+        "marketing_stopped": lambda: _resync_consent,
+    }
+    wired = _wire(adapters, overrides)
+    return Cancellation(settings=config, clock=overrides.get("clock", utcnow), **wired)
+
+
+cancellation_service: _ProcessWide[Cancellation] = _ProcessWide(build_cancellation_service)
 
 
 # --- Telemetry (P12, P23) -------------------------------------------------------------------------
@@ -240,6 +307,59 @@ telemetry_aggregate_service: _ProcessWide[TelemetryAggregator] = _ProcessWide(bu
 
 
 telemetry_report_service: _ProcessWide[TelemetryReports] = _ProcessWide(build_telemetry_report_service)
+
+
+# --- Marketing consent (P18) -----------------------------------------------------------------------
+
+
+def build_consent_service(config: Settings, **overrides: Any) -> ConsentService:
+    """Marketing consent (shared/consent/service.py); tests pass `store=` (MemoryConsentStore), `publish=`,
+    `tokens=` (a callable returning UnsubscribeTokens), `clock=`."""
+    from shared.consent.service import ConsentService
+    from shared.consent.stores import FirestoreConsentStore
+    from shared.consent.tokens import UnsubscribeTokens
+
+    def tokens() -> UnsubscribeTokens:  # only the unsubscribe routes need the key
+        config.require_keys("unsubscribe_signing_key")
+        return UnsubscribeTokens(config.unsubscribe_signing_key)
+
+    adapters: dict[str, Any] = {
+        "store": lambda: FirestoreConsentStore(firestore_client(config.project_id)),
+        "publish": lambda: _publisher(config),
+        "tokens": lambda: tokens,
+    }
+    wired = _wire(adapters, overrides)
+    return ConsentService(
+        wired["store"], publish=wired["publish"], tokens=wired["tokens"], clock=overrides.get("clock", utcnow)
+    )
+
+
+consent_service: _ProcessWide[ConsentService] = _ProcessWide(build_consent_service)
+
+
+def build_retention_sweep(config: Settings, **overrides: Any) -> RetentionSweep:
+    """The retention sweep (P27); tests pass `store=` (MemoryRetentionStore), `objects=`, `lease=`, `privacy=`
+    (a callable returning something with `start_retention_erasure`), `mailer=`, `audit=`, `clock=`, `db=`…"""
+    from shared.adapters.storage import storage_client
+    from shared.audit import AuditLog
+    from shared.idempotency import IdempotencyStore
+    from shared.retention.stores import FirestoreRetentionStore, IdempotencyLease, StorageObjects
+    from shared.retention.sweep import RetentionSweep
+
+    clock = overrides.get("clock", utcnow)
+    db = overrides.get("db") or firestore_client(config.project_id)
+    adapters: dict[str, Any] = {
+        "store": lambda: FirestoreRetentionStore(db),
+        "objects": lambda: StorageObjects(storage_client(config.project_id)),
+        "lease": lambda: IdempotencyLease(IdempotencyStore(db, clock=clock)),
+        "privacy": lambda: privacy_service,
+        "mailer": lambda: outbox_mailer(config),
+        "audit": lambda: AuditLog(db, clock=clock),
+    }
+    return RetentionSweep(settings=config, clock=clock, **_wire(adapters, overrides))
+
+
+retention_sweep: _ProcessWide[RetentionSweep] = _ProcessWide(build_retention_sweep)
 
 
 def reset() -> None:

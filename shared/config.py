@@ -124,6 +124,8 @@ class Settings:
     dpo_email: str = "dpo@wizyvision.com"
     support_email: str = "support@wizyvision.com"
     security_event_retention_days: int = 395
+    account_retention_months: int = 12  # P27: after the later of last use and cancellation
+    retention_warning_days: int = 30  # the warning mail, this long before the purge
     # Data subject requests (P11, P26, P28): buckets, grace period, export lifetime, job retries.
     business_data_bucket: str = ""
     exports_bucket: str = ""
@@ -146,6 +148,10 @@ class Settings:
     intercom_token: str = field(default="", repr=False)
     hubspot_api_base: str = HUBSPOT_API
     hubspot_token: str = field(default="", repr=False)
+    # The marketing subscription type that consent (P18) subscribes to and unsubscribes from in HubSpot.
+    hubspot_subscription_id: str = ""
+    # HMAC-SHA256 key of the one-click unsubscribe links of marketing mail (P18, shared/consent/tokens.py).
+    unsubscribe_signing_key: bytes = field(default=b"", repr=False)
     processors_disabled: frozenset[str] = frozenset()  # lower-case names of shared/datamap.py processors
     processor_timeout_seconds: int = 10
     stripe_secret_key: str = field(default="", repr=False)
@@ -232,6 +238,8 @@ class Settings:
             privacy_inline_wait_seconds=max(0, _int(env, "PRIVACY_INLINE_WAIT_SECONDS", 20)),
             privacy_lease_seconds=max(30, _int(env, "PRIVACY_LEASE_SECONDS", 300)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
+            account_retention_months=max(1, _int(env, "ACCOUNT_RETENTION_MONTHS", 12)),
+            retention_warning_days=max(1, _int(env, "RETENTION_WARNING_DAYS", 30)),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             zendesk_api_base=_zendesk_base(env, app_env),
             zendesk_email=env.get("ZENDESK_EMAIL", "").strip(),
@@ -240,6 +248,8 @@ class Settings:
             intercom_token=env.get("INTERCOM_TOKEN", "").strip(),
             hubspot_api_base=_processor_base(env, "HUBSPOT_API_BASE", HUBSPOT_API, app_env),
             hubspot_token=env.get("HUBSPOT_TOKEN", "").strip(),
+            hubspot_subscription_id=env.get("HUBSPOT_SUBSCRIPTION_ID", "").strip(),
+            unsubscribe_signing_key=_key(env, "UNSUBSCRIBE_SIGNING_KEY"),
             processors_disabled=_disabled_processors(env),
             processor_timeout_seconds=_int(env, "PROCESSOR_TIMEOUT_SECONDS", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY", "").strip(),

@@ -117,6 +117,9 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
             "created_at",
             "updated_at",
             "last_active_at",
+            "cancelled_at",
+            "purge_at",
+            "objection",
         ),
     ),
     FirestorePlace(
@@ -191,9 +194,12 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         account_field="account_id",
         export=True,
         erasure="delete",
-        retention=ACCOUNT_LIFETIME,
+        retention=timedelta(days=365),
         export_fields=("id", "type", "status", "requested_by", "received_at", "due_at", "completed_at"),
-        reason="A running erasure keeps its own request until its deletion record is written, then deletes it.",
+        reason="A running erasure keeps its own request until its deletion record is written, then deletes it. "
+        "A closed request (completed or cancelled) is kept 1 year after `completed_at`, the proof that it was "
+        "answered in time should the holder or the CNIL ask within the year, then the retention sweep "
+        "deletes it (an erasure's lasting proof is its deletion record, which holds no personal data).",
     ),
     FirestorePlace(
         "signin_throttle",
@@ -264,6 +270,30 @@ FIRESTORE: tuple[FirestorePlace, ...] = (
         reason="Holds only Stripe ids (event, object, customer) and at most the account id; no payload, no "
         "name or email; the billing erasure deletes its customer's, the TTL the rest within 90 days.",
     ),
+    FirestorePlace(
+        "marketing_consents",
+        category="marketing",
+        purpose="The account holder's current answer to marketing mail: yes or no, when, how (P18)",
+        account_field=None,
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        export_fields=("marketing", "changed_at", "source"),
+        reason="No document means no consent. The mailer reads it before every marketing mail.",
+    ),
+    FirestorePlace(
+        "marketing_consent_history",
+        category="marketing",
+        purpose="Proof of consent (GDPR Art. 7(1)): every change of the marketing answer, when, what, "
+        "source (sign-up, settings, unsubscribe link, support, DPO) and who made it (P18)",
+        account_field="account_id",
+        export=True,
+        erasure="delete",
+        retention=ACCOUNT_LIFETIME,
+        export_fields=("marketing", "at", "source", "by"),
+        reason="Kept while the account exists, as the proof; erased with it. The export says who made each "
+        "change (holder, staff, link) without naming staff members.",
+    ),
 )
 
 # Collections that hold no personal data at all, declared so the after-suite check knows them.
@@ -277,7 +307,12 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         erasure="keep",
         retention=timedelta(days=365 * 6),
         reason="Holds opaque ids of staff and accounts and what was done; kept as proof of accountability "
-        "(GDPR Art. 5(2)). Once the account is erased its id designates no one.",
+        "(GDPR Art. 5(2)). Once the account is erased its id designates no one. The free-text reason staff "
+        "gave is kept 1 year (`reason_purge_at`: a year for the holder and the DPO to review an access and "
+        "its stated reason), then the retention sweep removes it; the entry keeps only its SHA-256, inside "
+        "the hash chain. Each entry is kept 6 years (`purge_at`), then the sweep deletes it, only a "
+        "contiguous run from the start of the chain, moving the chain's tail with it so the chain still "
+        "verifies. Entries written before these dates existed keep their reason and are not deleted.",
         export_fields=("sequence", "at", "action", "reason", "actor_roles"),
     ),
     FirestorePlace(
@@ -341,14 +376,25 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         "7-day redelivery window.",
     ),
     FirestorePlace(
-        "audit_chain",
-        category="audit",
-        purpose="Head of the audit log's hash chain",
+        "retention_sweep_state",
+        category="system",
+        purpose="Progress of the retention sweep's one-time backfill of account purge dates (P27)",
         account_field=None,
         export=False,
         erasure="keep",
         retention=None,
-        reason="One document: a sequence number and a hash.",
+        reason="One document: a done flag and the last account id the backfill reached (an opaque id).",
+    ),
+    FirestorePlace(
+        "audit_chain",
+        category="audit",
+        purpose="Head and tail of the audit log's hash chain, and how far its reasons are redacted",
+        account_field=None,
+        export=False,
+        erasure="keep",
+        retention=None,
+        reason="Three documents: the head and the tail (a sequence number and a hash each) and the "
+        "redaction mark (a date).",
     ),
 )
 
@@ -395,6 +441,14 @@ QUEUES: tuple[QueuePlace, ...] = (
         reason="Kept by the topic 1 day after publishing; a mail that cannot be delivered waits up to 7 days, "
         "then up to 7 days in mail-outbox-dead-letter for the team (15 days at most). Its links expire "
         "within the hour.",
+    ),
+    QueuePlace(
+        "consent-sync",
+        category="marketing",
+        purpose="Marketing consent changes waiting to reach HubSpot and Intercom: an account id (P18)",
+        retention=timedelta(days=15),
+        reason="Holds only the account id. Kept by the topic 1 day after publishing; a change that cannot be "
+        "passed on waits up to 7 days, then up to 7 days in consent-sync-dead-letter (15 days at most).",
     ),
     QueuePlace(
         "auth-requests",

@@ -11,7 +11,8 @@
 #   topic          pubsub only: the topic that triggers it; must equal TRIGGER_TOPIC in its main.py
 #   public         http only: true = routed by the load balancer at /<name> and /<name>/*, behind
 #                  Cloud Armor, invokable by allUsers (the app authenticates); false = internal only
-#   schedule       http, non-public only: cron (UTC) at which Cloud Scheduler POSTs /<name>
+#   schedule       http, non-public only: cron at which Cloud Scheduler POSTs /<name> (scheduler.tf)
+#   time_zone      the time zone of `schedule` (tz database name; default Etc/UTC)
 #   roles          project roles of the function's own service account (least privilege)
 #   secrets        Secret Manager secrets (names from local.secret_env_vars) exposed as env vars
 #   publishes      Pub/Sub topics the function publishes to (publisher on those topics only)
@@ -22,18 +23,6 @@
 #                  moves a message to "<topic>-dead-letter" after this many attempts (pubsub.tf),
 #                  instead of an Eventarc trigger (whose subscription cannot dead-letter)
 #
-# Planned functions, ready to uncomment WITH their directory (check roles/secrets against the code):
-#
-#   retention-sweep = {
-#     description = "Purges accounts 12 months after last use and every store on its period (P27)"
-#     public      = false
-#     schedule    = "17 3 * * *"
-#     timeout     = 1800
-#     roles       = ["roles/datastore.user", "roles/firebaseauth.admin"]
-#     secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
-#     publishes   = ["mail-outbox"]
-#   }
-
 locals {
   function_specs = {
     api-docs = {
@@ -48,7 +37,8 @@ locals {
       secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
       # auth-requests: forgot-password and resend-verification are queued for auth-worker, so the
       # answer does the same work whatever the address (P22).
-      publishes = ["mail-outbox", "auth-requests"]
+      # consent-sync: the marketing answer ticked at sign-up is passed on to HubSpot and Intercom (P18).
+      publishes = ["mail-outbox", "auth-requests", "consent-sync"]
       # The links in identity mails open the pages this function serves (/auth/verify-email,
       # /auth/reset-password, /auth/confirm-email-change) unless app_url points them at a web app.
       env         = { APP_URL = var.app_url != "" ? var.app_url : "https://${var.domain}" }
@@ -87,18 +77,23 @@ locals {
       concurrency = 8
     }
     privacy = {
-      description = "Data subject requests of the account holder: export, erasure, access log (P10, P11, P20, P26)"
+      description = "Data subject requests of the account holder: export, erasure, objection, cancellation, consent (P10, P11, P18, P19, P20, P26)"
       roles       = ["roles/datastore.user"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
-      publishes   = ["privacy-jobs", "mail-outbox"]
-      env         = local.privacy_env
+      # UNSUBSCRIBE_SIGNING_KEY: checks the one-click unsubscribe links (/privacy/unsubscribe/<token>, P18).
+      # STRIPE_SECRET_KEY: a cancellation sets the account's subscriptions to end at the period's end (P19).
+      secrets = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "UNSUBSCRIBE_SIGNING_KEY", "STRIPE_SECRET_KEY"]
+      # consent-sync: a consent change is passed on to HubSpot and Intercom (P18).
+      publishes = ["privacy-jobs", "mail-outbox", "consent-sync"]
+      env       = local.privacy_env
     }
     admin = {
-      description = "Staff API: DPO erasure, open requests, records of processing, staff roles; every call audited (P10, P28)"
+      description = "Staff API: DPO erasure, open requests, records of processing, staff roles, cancellation, consent; every call audited (P10, P18, P19, P28)"
       roles       = ["roles/datastore.user"]
-      secrets     = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY"]
-      publishes   = ["privacy-jobs", "mail-outbox"]
-      env         = local.privacy_env
+      # STRIPE_SECRET_KEY: a cancellation for a customer sets their subscriptions to end at the period's end.
+      secrets = ["PASSWORD_PEPPER", "TOTP_ENCRYPTION_KEY", "STRIPE_SECRET_KEY"]
+      # consent-sync: a consent change recorded by support or the DPO reaches HubSpot and Intercom (P18).
+      publishes = ["privacy-jobs", "mail-outbox", "consent-sync"]
+      env       = local.privacy_env
     }
     privacy-worker = {
       description = "Resumable erasure and export jobs across every store and processor (P11, P26, P28)"
@@ -137,14 +132,66 @@ locals {
       env               = local.telemetry_env
       dead_letter_after = 10
     }
+    retention-sweep = {
+      description = "Erases accounts 12 months after last use and empties every store on its period (P27)"
+      public      = false
+      # Daily at 03:17 Paris time (the quietest hour), CET or CEST alike.
+      schedule  = "17 3 * * *"
+      time_zone = "Europe/Paris"
+      timeout   = 1800
+      memory    = "512Mi"
+      # Firestore: range queries and deletes on every place of shared/datamap.py with a purge date, the
+      # accounts' purge dates, the category leases (idempotency records). The erasures themselves run in
+      # privacy-worker (privacy-jobs); the warning mail goes through the outbox. No secret.
+      roles     = ["roles/datastore.user"]
+      publishes = ["privacy-jobs", "mail-outbox"]
+      # Storage: list and delete in the exports and telemetry-archive buckets only (retention.tf).
+      env = {
+        EXPORTS_BUCKET           = google_storage_bucket.exports.name
+        TELEMETRY_ARCHIVE_BUCKET = google_storage_bucket.telemetry_archive.name
+        APP_URL                  = var.app_url != "" ? var.app_url : "https://${var.domain}"
+      }
+    }
+    marketing-digest = {
+      description = "The monthly tips digest, to every consenting active account, once per account per month (P18)"
+      public      = false
+      # 09:00 Paris time on the 1st of each month, CET or CEST alike.
+      schedule  = "0 9 1 * *"
+      time_zone = "Europe/Paris"
+      timeout   = 540
+      # Firestore: consents, accounts, the idempotency records of the month's sends. No secret: the
+      # mailer checks consent again and signs the unsubscribe link as it sends.
+      roles     = ["roles/datastore.user"]
+      publishes = ["mail-outbox"]
+    }
+    consent-sync = {
+      description = "Carries marketing consent changes to HubSpot and Intercom, retried until they land (P18)"
+      trigger     = "pubsub"
+      topic       = "consent-sync"
+      public      = false
+      # Firestore: consents and accounts.
+      roles = ["roles/datastore.user"]
+      # Only the credentials of the two processors that send marketing, not Zendesk's or Stripe's.
+      secrets = ["INTERCOM_TOKEN", "HUBSPOT_TOKEN"]
+      env = {
+        INTERCOM_API_BASE       = var.intercom_api_base
+        HUBSPOT_SUBSCRIPTION_ID = var.hubspot_subscription_id
+        PROCESSORS_DISABLED     = join(",", var.processors_disabled)
+      }
+      # A change still not accepted after 10 deliveries (backoff 10 s to 10 min) goes to
+      # consent-sync-dead-letter; a processor without credentials is skipped, not retried.
+      dead_letter_after = 10
+    }
     mailer = {
       description = "Sends the mail queued on mail-outbox over SMTP, once per mail id (P16, P25, P29)"
       trigger     = "pubsub"
       topic       = "mail-outbox"
       public      = false
       # Firestore: the idempotency records of the mail ids (shared/idempotency.py).
-      roles   = ["roles/datastore.user"]
-      secrets = ["SMTP_PASSWORD"]
+      # Firestore also: consents and accounts, read before each marketing mail (P18).
+      roles = ["roles/datastore.user"]
+      # UNSUBSCRIBE_SIGNING_KEY signs the one-click unsubscribe link of each marketing mail (P18).
+      secrets = ["SMTP_PASSWORD", "UNSUBSCRIBE_SIGNING_KEY"]
       # A mail still failing after 30 deliveries (exponential backoff from 10 s to 10 min between
       # them, pubsub.tf) goes to mail-outbox-dead-letter, kept 7 days.
       dead_letter_after = 30
@@ -157,6 +204,7 @@ locals {
     topic         = null
     public        = true
     schedule      = null
+    time_zone     = "Etc/UTC"
     roles         = []
     secrets       = []
     publishes     = []

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from functions.api_docs import schemas
 from shared.bootstrap import settings
 from shared.http import HttpApp, Request, Response, Router
 from shared.http.openapi import docs_html, merge_documents, problem_html, problem_index_html
@@ -50,20 +51,23 @@ def http_apps() -> list[HttpApp]:
 
 
 def merged_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every HTTP function (built once per instance)."""
+    """The OpenAPI 3.1 document of every public HTTP function (built once per instance); internal ones
+    (Cloud Scheduler's, never routed by the load balancer) serve only their own document."""
     global _merged
     with _lock:
         if _merged is None:
-            _merged = merge_documents((app.openapi() for app in http_apps()), title="WizyVision API")
+            public = (app.openapi() for app in http_apps() if app.public)
+            _merged = merge_documents(public, title="WizyVision API")
         return _merged
 
 
-@router.get("/api-docs/health")
+@router.get("/api-docs/health", response=schemas.HealthAnswer)
 def health(_: Request) -> dict[str, str]:
+    """Liveness: the function answers."""
     return {"status": "ok"}
 
 
-@router.get("/openapi.json")
+@router.get("/openapi.json", response=schemas.OpenApiDocument)
 def openapi(_: Request) -> Response:
     """The OpenAPI 3.1 document of every HTTP function, merged."""
     return Response(merged_document(), headers={"Cache-Control": CACHE})
@@ -82,7 +86,7 @@ def problems(_: Request) -> Response:
     return Response(page, content_type=HTML, headers={"Cache-Control": CACHE})
 
 
-@router.get("/problems/{slug}", produces="text/html")
+@router.get("/problems/{slug}", produces="text/html", problems=(404,))
 def problem(_: Request, slug: str) -> Response:
     """What a problem type means and what the client should do."""
     page = problem_html(slug, problem_base(settings().public_base_url))

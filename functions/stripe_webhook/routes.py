@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.stripe_webhook import schemas
 from shared.billing.service import is_transient
 from shared.billing.webhook import InvalidSignature
 from shared.bootstrap import billing_service
@@ -20,13 +21,19 @@ from shared.idempotency import InProgress
 router = Router()
 
 
-@router.get("/stripe-webhook/health")
+@router.get("/stripe-webhook/health", response=schemas.HealthAnswer)
 def health(_: Request) -> dict[str, str]:
+    """Liveness: the function answers."""
     return {"status": "ok"}
 
 
-@router.post("/stripe-webhook", raw_body=True)
+@router.post("/stripe-webhook", raw_body=True, response=schemas.ReceivedAnswer, problems=(409, 503))
 def receive(req: Request, payload: bytes) -> Response | dict[str, Any]:
+    """A Stripe event, verified by its `Stripe-Signature` and handled once.
+
+    400 when the signature does not verify (nothing changed); 409 while another delivery of the same event
+    is being handled; 503 when Stripe or the database is unavailable. Stripe retries 409 and 5xx.
+    """
     try:
         outcome = billing_service().handle_webhook(payload, req.raw.headers.get("Stripe-Signature"))
     except InvalidSignature as exc:

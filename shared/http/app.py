@@ -224,8 +224,12 @@ class HttpApp:
         routers: list[Router],
         authenticator: Callable[[], Authenticator] | None = None,
         audit: Callable[[], AuditHook] | None = None,
+        public: bool = True,
     ) -> None:
         self.name = name
+        # False: an internal function (Cloud Scheduler, OIDC only) that the load balancer never routes;
+        # it serves its own /<name>/openapi.json but is not in the public API document (/openapi.json).
+        self.public = public
         self._settings = settings
         self._authenticator = authenticator
         self._audit = audit

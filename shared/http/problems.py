@@ -300,6 +300,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = _types(
         "Choose a longer, less common password (a passphrase of several words works well).",
     ),
     ProblemType(
+        "account-cancelled",
+        "Account cancelled",
+        (409,),
+        "The account was cancelled and is waiting for its purge date (`purge_at`): it is kept until then, "
+        "but nothing is processed for it but retention.",
+        "Sign in again with `reactivate: true` to keep the account: the cancellation is called off.",
+    ),
+    ProblemType(
         "email-taken",
         "Address unavailable",
         (409,),
@@ -444,6 +452,20 @@ PROBLEM_TYPES: dict[str, ProblemType] = _types(
         "Service unavailable",
         (503,),
         "Google sign-in could not be checked because the identity provider did not answer.",
+        _RETRY,
+    ),
+    ProblemType(
+        "payment-provider-unavailable",
+        "Service unavailable",
+        (503,),
+        "The payment provider (Stripe) could not be reached or asked us to slow down; nothing was changed.",
+        _RETRY,
+    ),
+    ProblemType(
+        "queue-unavailable",
+        "Service unavailable",
+        (503,),
+        "The request could not be queued for the worker that completes it; nothing was queued.",
         _RETRY,
     ),
     ProblemType(

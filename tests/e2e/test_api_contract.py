@@ -6,7 +6,12 @@ gateway like any client. What must hold for every answer:
 
 - never a 5xx: bad input is the client's problem, answered 4xx;
 - every 4xx is `application/problem+json` whose `type` is a page under `/problems/`, so clients can
-  branch on it (429 from the throttle counts: it is a 4xx problem like the others).
+  branch on it (429 from the throttle counts: it is a 4xx problem like the others);
+- every 2xx conforms to the operation's declared answer schema (schemathesis' `response_schema_conformance`).
+
+Fuzzing reaches few 2xx answers of the operations that need state (an account, a request, a staff role), so
+`test_the_answers_of_a_journey_conform_to_the_contract` walks through them as a user and staff would, and
+checks each success answer against the schema the served `/openapi.json` declares for it.
 
 Nothing is excluded. The Stripe webhook gets garbage bodies without a valid signature: it must answer
 400 problem+json. Operations that need a session are fuzzed twice, without one (401) and with a fresh
@@ -26,10 +31,13 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from schemathesis import GenerationMode
+from schemathesis.checks import response_schema_conformance
 
 from functions.api_docs.routes import merged_document
-from tests.support import Client, Mailbox, new_ip, signup_and_verify
+from tests.e2e.telemetry_support import staff
+from tests.support import Client, Mailbox, link_token, new_email, new_ip, new_password, signin, signup_and_verify
 
 pytestmark = pytest.mark.policy("P5", "P22")
 
@@ -77,6 +85,8 @@ def check_answer(case: Any, response: Any, base_url: str, headers: dict[str, str
         body = response.json()
         assert re.search(r"/problems/[a-z0-9-]+$", body["type"]), f"{body['type']!r} is no problem page: {request}"
         assert body["status"] == status, request
+    elif 200 <= status < 300:  # the answer the operation declares (`response=` of the route)
+        case.validate_response(response, checks=[response_schema_conformance], headers=headers)
 
 
 def fuzz(operation: Any, base_url: str, headers: dict[str, str]) -> None:
@@ -132,3 +142,113 @@ def test_the_gateway_serves_the_contract_the_reference_and_the_problem_pages(
     assert "Malformed JSON" in page.text
     unknown = requests.get(f"{gateway_url}/problems/no-such-type", timeout=30)
     assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
+
+
+# --- The success answers, operation by operation ------------------------------------------------------------------
+
+
+class Answers:
+    """Checks success answers against the schemas of the served contract; remembers which operations it saw."""
+
+    def __init__(self, contract: dict[str, Any]) -> None:
+        self.contract = contract
+        self.seen: set[tuple[str, str]] = set()
+
+    def check(self, method: str, template: str, response: requests.Response) -> Any:
+        operation = self.contract["paths"][template][method.lower()]
+        where = f"{method} {template}"
+        success = [s for s in operation["responses"] if s.startswith("2")]
+        assert str(response.status_code) in success, f"{where}: {response.status_code} {response.text[:300]}"
+        answer = operation["responses"][str(response.status_code)]
+        media = response.headers.get("Content-Type", "").split(";")[0]
+        assert media in answer.get("content", {}), f"{where}: {media} is not the declared {list(answer['content'])}"
+        body = response.json()
+        schema = answer["content"][media]["schema"]
+        assert schema.get("$ref", "").startswith("#/components/schemas/"), f"{where}: no declared answer schema"
+        validator = Draft202012Validator(
+            {**schema, "components": self.contract["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [
+            f"{'/'.join(map(str, e.absolute_path)) or '(answer)'}: {e.message}" for e in validator.iter_errors(body)
+        ]
+        assert not errors, f"{where}: the answer does not conform to {schema['$ref']}:\n" + "\n".join(errors[:10])
+        self.seen.add((method, template))
+        return body
+
+
+def test_the_answers_of_a_journey_conform_to_the_contract(
+    stack: Any, gateway_url: str, raw_contract: dict[str, Any], mailbox: Mailbox
+) -> None:
+    answers = Answers(raw_contract)
+    check = answers.check
+    for path in [p for p in raw_contract["paths"] if p.endswith("/health")]:
+        check("GET", path, requests.get(f"{gateway_url}{path}", timeout=30))
+    check("GET", "/openapi.json", requests.get(f"{gateway_url}/openapi.json", timeout=30))
+    check("GET", "/telemetry/catalogue", requests.get(f"{gateway_url}/telemetry/catalogue", timeout=30))
+
+    # A holder: sign-up, confirmation, sign-in, profile, sessions, step-up, second factor.
+    client = Client(gateway_url)
+    email, password = new_email("contract"), new_password()
+    body = {"email": email, "password": password, "first_name": "Ada", "last_name": "Lovelace"}
+    check("POST", "/auth/signup", client.post("/auth/signup", json=body))
+    token = link_token(mailbox.last(email, "confirm your email"))
+    check("POST", "/auth/verify-email", client.post("/auth/verify-email", json={"token": token, "password": password}))
+    check("POST", "/auth/verify-email/resend", client.post("/auth/verify-email/resend", json={"email": email}))
+    check("POST", "/auth/password/forgot", client.post("/auth/password/forgot", json={"email": new_email()}))
+    session = check("POST", "/auth/signin", client.post("/auth/signin", json={"email": email, "password": password}))
+    user = client.clone(token=session["session_token"])
+    account_id = session["user"]["id"]
+    check("GET", "/auth/me", user.get("/auth/me"))
+    contact = {"billing_contact": {"company": "Analytical Engines", "country": "GB"}, "first_name": "Augusta"}
+    check("PATCH", "/auth/me", user.patch("/auth/me", json=contact))
+    check("GET", "/auth/sessions", user.get("/auth/sessions"))
+    check("GET", "/auth/security-events", user.get("/auth/security-events"))
+    check("POST", "/auth/reauthenticate", user.post("/auth/reauthenticate", json={"current_password": password}))
+    check("POST", "/auth/mfa/totp/enroll", user.post("/auth/mfa/totp/enroll", json={"current_password": password}))
+    check("POST", "/auth/mfa/totp/disable", user.post("/auth/mfa/totp/disable", json={"current_password": password}))
+    check("GET", "/billing", user.get("/billing"))
+    check("POST", "/telemetry/events", user.post("/telemetry/events", json={"events": [{"name": "no.such.event"}]}))
+
+    # Privacy: an export, an erasure in its grace period and its cancellation, the access log.
+    receipt = check("POST", "/privacy/requests", user.post("/privacy/requests", json={"type": "export"}))
+    check("GET", "/privacy/requests", user.get("/privacy/requests"))
+    one = f"/privacy/requests/{receipt['request_id']}"
+    check("GET", "/privacy/requests/{request_id}", user.get(one))
+    erasure = {"type": "erasure", "current_password": password}
+    scheduled = check("POST", "/privacy/requests", user.post("/privacy/requests", json=erasure))
+    cancel = f"/privacy/requests/{scheduled['request_id']}/cancel"
+    check("POST", "/privacy/requests/{request_id}/cancel", user.post(cancel))
+
+    # Staff: reports, the privacy desk, roles.
+    support = staff(stack, ["support"])
+    check("GET", "/telemetry/reports", support.get("/telemetry/reports"))
+    check("GET", "/telemetry/reports", support.get("/telemetry/reports", params={"by": "country", "limit": 3}))
+    check("GET", "/telemetry/reports", support.get("/telemetry/reports", params={"by": "feature"}))
+    dpo = staff(stack, ["dpo"])
+    check("GET", "/admin/privacy/requests", dpo.get("/admin/privacy/requests"))
+    check("GET", "/admin/privacy/records", dpo.get("/admin/privacy/records"))
+    check("GET", "/admin/privacy/deletion-records", dpo.get("/admin/privacy/deletion-records"))
+    leaving = Client(gateway_url)
+    leaving_email, leaving_password = signup_and_verify(leaving, mailbox)
+    leaving_id = signin(leaving, leaving_email, leaving_password).get("/auth/me").json()["id"]
+    dpo_erasure = {"account_id": leaving_id, "reason": "contract test: erasure on request to the DPO"}
+    check("POST", "/admin/privacy/erasures", dpo.post("/admin/privacy/erasures", json=dpo_erasure))
+    admin = staff(stack, ["admin"])
+    roles = {"roles": ["support"], "reason": "contract test: roles answer"}
+    check(
+        "PUT", "/admin/staff/{account_id}/roles", admin.request("PUT", f"/admin/staff/{account_id}/roles", json=roles)
+    )
+    check("GET", "/privacy/access-log", user.get("/privacy/access-log"))
+    assert user.post("/auth/signout").status_code == 204  # no body
+
+    declared = {
+        (m.upper(), p)
+        for p, ops in raw_contract["paths"].items()
+        for m, op in ops.items()
+        if any(
+            "application/json" in answer.get("content", {})
+            for status, answer in op["responses"].items()
+            if status.startswith("2")
+        )
+    }
+    assert len(answers.seen) >= 30 and answers.seen <= declared

@@ -29,7 +29,7 @@ def test_profile_holds_names_login_and_billing_contact_and_is_editable(client: C
     assert me["billing_contact"] == contact
     assert set(me) == {
         "id", "email", "email_verified", "pending_email", "first_name", "last_name",
-        "billing_contact", "auth_methods", "totp_enabled", "roles", "status", "created_at",
+        "billing_contact", "auth_methods", "totp_enabled", "roles", "status", "created_at", "purge_at",
     }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.http import HttpApp, Request, Router
 from shared.http.openapi import build_document, docs_html, merge_documents, problem_html
 from shared.http.problems import PROBLEM_TYPES
+from shared.telemetry.reports import BREAKDOWNS as BY_BREAKDOWNS
 
 pytestmark = pytest.mark.policy("P5")
 
@@ -71,9 +72,11 @@ def test_every_route_of_every_http_function_is_in_its_document(name: str) -> Non
         path = route.template.rstrip("/") or "/"
         operation = doc["paths"].get(path, {}).get(route.method.lower())
         assert operation is not None, f"{where} is missing from /{app.name}/openapi.json"
-        assert merged["paths"].get(path, {}).get(route.method.lower()) is not None, (
-            f"{where} missing from /openapi.json"
-        )
+        in_merged = merged["paths"].get(path, {}).get(route.method.lower()) is not None
+        if app.public:
+            assert in_merged, f"{where} missing from /openapi.json"
+        else:  # an internal function (Cloud Scheduler's) is no part of the public API
+            assert not in_merged, f"{where}: an internal function's route is in the public /openapi.json"
         assert str(route.status) in operation["responses"], f"{where}: its success status is not documented"
         assert set(re.findall(r"\{(\w+)\}", route.template)) == {
             p["name"] for p in operation.get("parameters", []) if p["in"] == "path"
@@ -91,6 +94,136 @@ def test_every_route_of_every_http_function_is_in_its_document(name: str) -> Non
             assert "application/problem+json" in answer["content"], where
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == {(r.method, r.template.rstrip("/") or "/") for r in app.routes}, "no operation without a route"
+
+
+def _own_routes(app: HttpApp) -> list:
+    """The routes a function declares (the built-in `/<function>/openapi.json` is shared/http's)."""
+    return [r for r in app.routes if r.template != f"/{app.name}/openapi.json"]
+
+
+def _is_json(media: str) -> bool:
+    return media.startswith("application/json") or media.endswith("+json")
+
+
+@pytest.mark.parametrize("name", HTTP_FUNCTIONS)
+def test_every_json_route_declares_the_model_of_its_answer(name: str) -> None:
+    """A route answering JSON says what it answers (`response=`): the contract stays complete as routes are added.
+
+    Exempt: 204 routes (no body) and pages or files (`produces=` anything but JSON)."""
+    app = app_of(name)
+    doc = app.openapi()
+    missing = []
+    for route in _own_routes(app):
+        if route.status == 204 or not _is_json(route.produces):
+            continue
+        where = f"{route.method} {route.template} (functions/{name}/routes.py)"
+        if route.response is None:
+            missing.append(where)
+            continue
+        operation = doc["paths"][route.template.rstrip("/") or "/"][route.method.lower()]
+        schema = operation["responses"][str(route.status)]["content"][route.produces]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{route.response.__name__}"}, where
+        assert route.response.__name__ in doc["components"]["schemas"], where
+    assert not missing, "routes without a `response=` model of their success answer:\n  " + "\n  ".join(missing)
+
+
+@pytest.mark.parametrize("name", HTTP_FUNCTIONS)
+def test_every_route_has_a_summary_and_pages_say_they_are_html(name: str) -> None:
+    app = app_of(name)
+    doc = app.openapi()
+    for route in app.routes:
+        where = f"{route.method} {route.template} (functions/{name})"
+        assert route.summary, f"{where}: give the handler a one-line docstring (its summary)"
+        operation = doc["paths"][route.template.rstrip("/") or "/"][route.method.lower()]
+        assert operation["summary"] == route.summary, where
+        if route.produces == "text/html":
+            content = operation["responses"][str(route.status)]["content"]
+            assert list(content) == ["text/html"] and content["text/html"]["schema"] == {"type": "string"}, where
+    pages = [r for r in app.routes if r.method == "GET" and "render_action_page" in _source(r.handler)]
+    for route in pages:
+        assert route.produces == "text/html", f"GET {route.template} renders a page: declare produces='text/html'"
+
+
+def _source(handler: object) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(handler)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
+
+
+def test_routes_read_the_query_through_a_declared_model() -> None:
+    """`req.params` (validated, documented) rather than `req.query` or `req.raw.args` (neither)."""
+    readers = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "functions").glob("*/routes.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\breq\.query\b|\.raw\.args\b", line)
+    ]
+    assert not readers, "declare `query=Model` on the route and read `req.params`:\n  " + "\n  ".join(readers)
+    for name in HTTP_FUNCTIONS:
+        for route in app_of(name).routes:
+            if "req.params" in _source(route.handler):
+                assert route.query is not None, f"{route.method} {route.template} reads req.params without query="
+
+
+def test_the_report_query_is_documented_and_refused_as_before() -> None:
+    """`GET /telemetry/reports`: every parameter in the document; a bad one is a 422 `invalid-query` naming it."""
+    from functions.telemetry.schemas import ReportParams
+
+    operation = app_of("telemetry").openapi()["paths"]["/telemetry/reports"]["get"]
+    params = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(params) == {"from", "to", "by", "metric", "stream", "site", "limit", "format"}
+    assert params["from"]["schema"] == {
+        "type": "string",
+        "format": "date",
+        "title": "From",
+        "description": params["from"]["description"],
+    }
+    assert params["format"]["schema"]["enum"] == ["json", "csv"] and not any(p["required"] for p in params.values())
+    assert "422" in operation["responses"] and operation["responses"]["200"]["content"]["application/json"]
+
+    defaults = ReportParams.model_validate({})
+    assert (defaults.from_, defaults.to, defaults.by, defaults.metric, defaults.limit, defaults.format) == (
+        None,
+        None,
+        "day",
+        "events",
+        20,
+        "json",
+    )
+    assert ReportParams.model_validate({"from": "", "stream": "", "site": "", "limit": "7"}).limit == 7
+    config = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-unit", "APP_ENV": "local"})
+    from functions.telemetry.routes import router as telemetry_router
+
+    class Staff:
+        roles = ("support",)
+        id = "acc_unit"
+
+    class Caller:
+        account = Staff()
+
+    app = HttpApp("telemetry", lambda: config, [telemetry_router], authenticator=lambda: lambda _r, _t: Caller())
+    expected = {
+        "from=2026-13-01": ("from", "must be a date (YYYY-MM-DD)"),
+        "to=x": ("to", "must be a date (YYYY-MM-DD)"),
+        "by=nope": ("by", "must be one of day, " + ", ".join(sorted(BY_BREAKDOWNS))),
+        "by=": ("by", "must be one of day, " + ", ".join(sorted(BY_BREAKDOWNS))),
+        "metric=x": ("metric", "must be one of events, visitors"),
+        "stream=x": ("stream", "must be web or product"),
+        "limit=0": ("limit", "must be between 1 and 1000"),
+        "limit=ten": ("limit", "must be an integer"),
+        "format=xml": ("format", "must be json or csv"),
+    }
+    for query, (field, message) in expected.items():
+        with flask.Flask("t").test_request_context(
+            f"/telemetry/reports?{query}", headers={"Authorization": "Bearer x"}
+        ):
+            answer = app.resolve(flask.request)
+        assert answer.status_code == 422, (query, answer.json)
+        assert answer.json["type"].endswith("/invalid-query") and answer.json["title"] == "Invalid query", query
+        assert [(e["field"], e["message"]) for e in answer.json["errors"]] == [(field, message)], query
 
 
 def test_schemas_shared_by_name_stay_apart_when_they_differ() -> None:
@@ -259,3 +392,14 @@ def test_problem_types_are_pages_of_the_api_under_public_base_url() -> None:
     with flask.Flask("t").test_request_context("/demo/nothing"):
         answer = app.resolve(flask.request)
     assert answer.status_code == 404 and answer.json["type"] == "https://api.example.com/problems/not-found"
+
+
+@pytest.mark.policy("P5", "P27")
+@pytest.mark.parametrize("name", HTTP_FUNCTIONS)
+def test_an_app_is_public_exactly_when_terraform_routes_it_through_the_load_balancer(name: str) -> None:
+    from tests.infra.test_terraform import declared_functions
+
+    declared = declared_functions()[name.replace("_", "-")]
+    assert app_of(name).public is bool(declared["public"]), (
+        f"functions/{name}: HttpApp(public=) disagrees with terraform"
+    )
