@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             _attach_local()
         return int(args.run(args))
     except (MissingConfiguration, ConfigError) as exc:
-        print(f"configuration: {exc}", file=sys.stderr)
+        hint = "" if args.local else " (against `make run`: add --local)"
+        print(f"configuration: {exc}{hint}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `... | head`: the reader left, nothing is wrong
         sys.stderr.close()

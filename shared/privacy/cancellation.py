@@ -10,8 +10,9 @@ Cancelling an account
   cancellation, the warning mail `retention_warning_days` before), in one transaction;
 - ends every session (a cancelled account cannot authenticate either);
 - stops every processing but retention: the telemetry aggregator archives nothing more for a
-  cancelled account, and the mail layer sends it no marketing and the processors get no sync,
-  because `status` is no longer "active";
+  cancelled account, and the mail layer sends it no marketing because `status` is no longer
+  "active"; the processors that send marketing (HubSpot, Intercom) are told once that it stops
+  (`marketing_stopped`: a consent-sync job, which reads the effective answer, "no", when it runs);
 - records a security event `account_cancelled` (staff calls are also in the audit log: the admin
   function's audit hook, or the CLI) and mails the holder the purge date, and that signing in before
   it reactivates the account (the identity use cases do the reactivation).
