@@ -47,6 +47,15 @@ UNHASHED = frozenset({"hash", "reason", "reason_redacted_at"})
 HASHED_DATES = ("reason_purge_at", "purge_at")
 
 
+def _legacy_purge_at(entry: dict[str, Any]) -> datetime | None:
+    """The purge date of an entry written before `purge_at` existed: its `at` plus the audit period."""
+    try:
+        at = datetime.fromisoformat(str(entry.get("at")))
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)) + audit_retention()
+
+
 def _canonical(entry: dict[str, Any]) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
 
@@ -232,9 +241,8 @@ class AuditLog:
         (`limit` a page), and `audit_chain/tail` moves to the first kept entry in the same transaction as each
         page's deletes, so `verify()` keeps passing.
 
-        Entries written before `purge_at` existed are never pruned, and since pruning stops at the first entry
-        it may not delete, they also keep every entry after them: pruning starts only once they are gone (a
-        decision for the DPO, outside this code)."""
+        An entry written before `purge_at` existed goes on the same period counted from its `at`, which its
+        hash covers (its reason, also hashed, cannot be redacted before: it stays until the entry goes)."""
         tail_ref = self.db.collection(AUDIT_CHAIN).document(TAIL)
         tail = self._tail()
         expected = int(tail["sequence"]) if tail else 1
@@ -251,8 +259,10 @@ class AuditLog:
             run: list[dict[str, Any]] = []
             for entry in page:
                 purge_at = entry.get("purge_at")
-                if entry.get("sequence") != expected or not isinstance(purge_at, datetime) or purge_at > cutoff:
-                    break  # a hole (left for verify() to report), a legacy entry, or one still kept
+                if not isinstance(purge_at, datetime):  # written before purge_at existed: `at` (hashed) decides
+                    purge_at = _legacy_purge_at(entry)
+                if entry.get("sequence") != expected or purge_at is None or purge_at > cutoff:
+                    break  # a hole (left for verify() to report), an entry without a date, or one still kept
                 run.append(entry)
                 expected += 1
             if run and not dry_run:

@@ -312,7 +312,8 @@ SYSTEM: tuple[FirestorePlace, ...] = (
         "its stated reason), then the retention sweep removes it; the entry keeps only its SHA-256, inside "
         "the hash chain. Each entry is kept 6 years (`purge_at`), then the sweep deletes it, only a "
         "contiguous run from the start of the chain, moving the chain's tail with it so the chain still "
-        "verifies. Entries written before these dates existed keep their reason and are not deleted.",
+        "verifies. An entry written before these dates existed keeps its reason (its hash covers it) and goes 6 "
+        "years after its `at`.",
         export_fields=("sequence", "at", "action", "reason", "actor_roles"),
     ),
     FirestorePlace(

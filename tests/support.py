@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -167,3 +169,18 @@ def signin(client: Client, email: str, password: str, **extra: Any) -> Client:
     response = client.post("/auth/signin", json={"email": email, "password": password, **extra})
     assert response.status_code == 200, response.text
     return client.clone(token=response.json()["session_token"])
+
+
+def poll(fetch: Callable[[], Any], until: Callable[[Any], Any] = bool, timeout: float = 120.0, what: str = "") -> Any:
+    """Call `fetch` until `until(value)` holds (the stack works asynchronously: Pub/Sub pushes, the worker)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = fetch()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, (
+            f"timed out after {timeout:g}s waiting for {what or 'a condition'}: {value!r}"
+        )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)

@@ -49,11 +49,13 @@ class Sessions:
         use = self.ctx.purge_fields(account, now)
         for name, value in use.items():
             setattr(account, name, value)
-        self.ctx.stores.sessions.add(record)
-        self.ctx.stores.accounts.update(account.id, {"known_devices": account.known_devices, **use})
-        self.ctx.event(account.id, "signin_succeeded", ip, user_agent, method=method)
+        with self.ctx.stores.unit_of_work():  # the session, the account's devices and the events: one commit
+            self.ctx.stores.sessions.add(record)
+            self.ctx.stores.accounts.update(account.id, {"known_devices": account.known_devices, **use})
+            self.ctx.event(account.id, "signin_succeeded", ip, user_agent, method=method)
+            if notify:
+                self.ctx.event(account.id, "new_device_signin", ip, user_agent)
         if notify:
-            self.ctx.event(account.id, "new_device_signin", ip, user_agent)
             when = now.strftime("%Y-%m-%d %H:%M UTC")
             self.ctx.send(mails.new_device(account.email, account.first_name, when, ip, user_agent))
         return token, record, account

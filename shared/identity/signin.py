@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from shared.errors import Forbidden, InvalidCredentials
+from concurrent.futures import ThreadPoolExecutor
+
+from shared.errors import Conflict, Forbidden, InvalidCredentials
 from shared.identity.attempts import Attempts
 from shared.identity.context import IdentityContext
 from shared.identity.model import Account, SessionRecord
 from shared.identity.second_factor import SecondFactor, mfa_refused
 from shared.identity.sessions import Sessions
 
+LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="signin-lookup")
 SIGNABLE = frozenset({"active", "cancelled"})  # a cancelled account may sign in to reactivate (P19)
 
 
@@ -37,8 +40,15 @@ class PasswordSignin:
         recovery_code: str | None = None,
         reactivate: bool = False,
     ) -> tuple[str, SessionRecord, Account]:
-        attempt = self.attempts.reserve(email, ip)  # counted before anything is judged
-        account = self.ctx.stores.accounts.find_by_email(email)
+        # The account is read while the attempt is reserved (two independent round trips at once); it is
+        # judged only once the attempt is counted.
+        lookup = LOOKUPS.submit(self.ctx.stores.accounts.find_by_email, email)
+        try:
+            attempt = self.attempts.reserve(email, ip)  # counted before anything is judged
+        except BaseException:
+            lookup.cancel()
+            raise
+        account = lookup.result()
         usable = account is not None and account.status in SIGNABLE
         stored = account.password_hash if account is not None and usable else None
         if not self.ctx.hasher.verify(password, stored):  # a dummy check when there is no hash
@@ -57,8 +67,13 @@ class PasswordSignin:
             if not proven:
                 attempt.failed(account.id, "second_factor", ip, user_agent)
                 raise mfa_refused()
-        attempt.succeeded()
-        self.sessions.reactivation(account, reactivate, ip, user_agent)
-        if self.ctx.hasher.needs_rehash(stored):
-            self.ctx.stores.accounts.update(account.id, {"password_hash": self.ctx.hasher.hash(password)})
-        return self.sessions.open(account, "password", ip, user_agent)
+        try:
+            self.sessions.reactivation(account, reactivate, ip, user_agent)
+        except Conflict:  # cancelled: the password was right, so the attempt is taken back before asking
+            attempt.succeeded()
+            raise
+        with self.ctx.stores.unit_of_work():  # the attempt taken back and the session: one commit
+            attempt.succeeded()
+            if self.ctx.hasher.needs_rehash(stored):
+                self.ctx.stores.accounts.update(account.id, {"password_hash": self.ctx.hasher.hash(password)})
+            return self.sessions.open(account, "password", ip, user_agent)

@@ -9,7 +9,9 @@ Firestore transaction each, hidden behind one method.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -32,13 +34,17 @@ from shared.identity.model import (
     PendingSignup,
     SessionRecord,
 )
-from shared.identity.throttle import ThrottleState, reserve_attempt, retry_after, undo_attempt
+from shared.identity.throttle import HOUR, ThrottleState, reserve_attempt, retry_after
 from shared.identity.tokens import email_key, new_token, token_hash
 from shared.observability import get_logger
 
 log = get_logger(__name__)
 
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")  # no slash, no dot, no reserved __name__
+
+
+def _data(snap: firestore.DocumentSnapshot | None) -> dict[str, Any] | None:
+    return snap.to_dict() if snap is not None and snap.exists else None
 
 
 def link_refused(detail: str = "This link is invalid or was already used.") -> InvalidToken:
@@ -106,7 +112,12 @@ class SecurityEventStore(Protocol):
 
 @dataclass
 class IdentityStores:
-    """The stores of the identity aggregate, wired together (Firestore in production, memory in tests)."""
+    """The stores of the identity aggregate, wired together (Firestore in production, memory in tests).
+
+    `unit_of_work()` groups the plain writes made inside it (sets, updates, new events) into one
+    commit: a sign-in writes its session, the account's devices and its security event in one round
+    trip. Reads and transactions inside it run at once, as outside.
+    """
 
     accounts: AccountStore
     sessions: SessionStore
@@ -114,14 +125,53 @@ class IdentityStores:
     pending: PendingSignupStore
     throttle: ThrottleStore
     events: SecurityEventStore
+    unit_of_work: Callable[[], AbstractContextManager[None]] = nullcontext
+
+
+class Writes:
+    """Plain writes, sent at once, or into the thread's open batch inside `unit_of_work()`."""
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+        self._local = threading.local()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        if getattr(self._local, "batch", None) is not None:  # nested: the outer one commits
+            yield
+            return
+        self._local.batch = self.db.batch()
+        try:
+            yield
+            batch, self._local.batch = self._local.batch, None
+            batch.commit()
+        finally:
+            self._local.batch = None
+
+    def set(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
+        batch = getattr(self._local, "batch", None)
+        batch.set(ref, data) if batch is not None else ref.set(data)
+
+    def update(self, ref: firestore.DocumentReference, changes: dict[str, Any]) -> None:
+        batch = getattr(self._local, "batch", None)
+        batch.update(ref, changes) if batch is not None else ref.update(changes)
+
+    def merge(self, ref: firestore.DocumentReference, changes: dict[str, Any]) -> None:
+        batch = getattr(self._local, "batch", None)
+        batch.set(ref, changes, merge=True) if batch is not None else ref.set(changes, merge=True)
+
+    def delete(self, ref: firestore.DocumentReference) -> None:
+        batch = getattr(self._local, "batch", None)
+        batch.delete(ref) if batch is not None else ref.delete()
 
 
 # --- Firestore ----------------------------------------------------------------------------------------
 
 
 class FirestoreAccounts:
-    def __init__(self, db: firestore.Client) -> None:
+    def __init__(self, db: firestore.Client, writes: Writes | None = None) -> None:
         self.db = db
+        self.writes = writes or Writes(db)
 
     def _ref(self, account_id: str) -> firestore.DocumentReference:
         if not ACCOUNT_ID.fullmatch(account_id or ""):
@@ -161,7 +211,7 @@ class FirestoreAccounts:
         create(self.db.transaction())
 
     def update(self, account_id: str, changes: dict[str, Any]) -> None:
-        self._ref(account_id).update(changes)
+        self.writes.update(self._ref(account_id), changes)
 
     def change_email(self, account_id: str, old_email: str, new_email: str, changes: dict[str, Any]) -> None:
         old_ref, new_ref, ref = self._email_ref(old_email), self._email_ref(new_email), self._ref(account_id)
@@ -289,19 +339,20 @@ class FirestoreAccounts:
 
 
 class FirestoreSessions:
-    def __init__(self, db: firestore.Client) -> None:
+    def __init__(self, db: firestore.Client, writes: Writes | None = None) -> None:
         self.col = db.collection(SESSIONS)
         self.db = db
+        self.writes = writes or Writes(db)
 
     def get(self, hashed: str) -> SessionRecord | None:
         snap = self.col.document(hashed).get()
         return SessionRecord.from_doc(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def add(self, record: SessionRecord) -> None:
-        self.col.document(record.token_hash).set(record.to_doc())
+        self.writes.set(self.col.document(record.token_hash), record.to_doc())
 
     def update(self, hashed: str, changes: dict[str, Any]) -> None:
-        self.col.document(hashed).update(changes)
+        self.writes.update(self.col.document(hashed), changes)
 
     def delete(self, hashed: str) -> None:
         self.col.document(hashed).delete()
@@ -425,69 +476,85 @@ class FirestorePendingSignups:
 
 
 class FirestoreThrottle:
-    """Attempt reservations (P22): check and count in one transaction, before any password is judged."""
+    """Attempt reservations (P22): check and count atomically, before any password is judged.
 
-    def __init__(self, db: firestore.Client) -> None:
+    Optimistic concurrency: the keys' records are read, the new states written in one batch whose
+    every write is conditioned on the record being unchanged since that read (its update time, or
+    its absence). Two attempts racing on a key cannot both commit on the same state: the loser reads
+    again. So each attempt judged was counted first, and the count never overshoots; uncontended, it
+    costs one read and one commit.
+    """
+
+    RETRIES = 4
+
+    def __init__(self, db: firestore.Client, writes: Writes | None = None) -> None:
         self.db = db
         self.col = db.collection(SIGNIN_THROTTLE)
+        self.writes = writes or Writes(db)
 
     def reserve(self, keys: list[str], now: datetime) -> bool:
         """Count one attempt on every key, or raise Throttled while one is locked.
 
         Returns whether this attempt locked a key. When the count cannot be recorded (contention that
-        outlasts the transaction's retries, an unavailable database), raises Unavailable: no attempt
-        is judged that was not counted first.
+        outlasts the retries, an unavailable database), raises Throttled too: no attempt is judged
+        that was not counted first.
         """
         refs = [self.col.document(k) for k in keys]
-
-        @firestore.transactional
-        def reserve(tx: firestore.Transaction) -> bool:
-            snaps = {s.id: s for s in tx.get_all(refs)}
-            states = {r.id: ThrottleState.from_doc(snaps[r.id].to_dict() if r.id in snaps else None) for r in refs}
-            waits = [w for w in (retry_after(s, now) for s in states.values()) if w]
-            if waits:
-                raise Throttled(max(waits), "Too many failed attempts; wait before trying again.")
-            locked = False
-            for ref in refs:
-                state, did_lock = reserve_attempt(states[ref.id], now)
-                tx.set(ref, state.to_doc())
-                locked = locked or did_lock
-            return locked
-
-        try:
-            return reserve(self.db.transaction(max_attempts=3))
-        except (gexc.Aborted, gexc.Conflict, gexc.DeadlineExceeded, gexc.ServiceUnavailable, ValueError) as exc:
-            log.warning("throttle reservation not recorded", error=type(exc).__name__)
-            raise Throttled(2, "Too many simultaneous attempts; try again in a moment.") from None
+        for _ in range(self.RETRIES):
+            try:
+                snaps = {s.id: s for s in self.db.get_all(refs)}
+                states = {r.id: ThrottleState.from_doc(_data(snaps.get(r.id))) for r in refs}
+                waits = [w for w in (retry_after(s, now) for s in states.values()) if w]
+                if waits:
+                    raise Throttled(max(waits), "Too many failed attempts; wait before trying again.")
+                batch, locked = self.db.batch(), False
+                for ref in refs:
+                    state, did_lock = reserve_attempt(states[ref.id], now)
+                    snap = snaps.get(ref.id)
+                    if snap is not None and snap.exists:
+                        unchanged = self.db.write_option(last_update_time=snap.update_time)
+                        batch.update(ref, state.to_doc(), option=unchanged)
+                    else:
+                        batch.create(ref, state.to_doc())  # fails if another attempt created it first
+                    locked = locked or did_lock
+                batch.commit()
+                return locked
+            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted, gexc.Conflict):
+                continue  # another attempt wrote a key since the read: read again
+            except (gexc.DeadlineExceeded, gexc.ServiceUnavailable) as exc:
+                log.warning("throttle reservation not recorded", error=type(exc).__name__)
+                break
+        raise Throttled(2, "Too many simultaneous attempts; try again in a moment.")
 
     def release(self, keys: list[str], at: datetime, clear: list[str]) -> None:
-        """After a success: the keys in `clear` start afresh, the others forget this one attempt."""
-        refs = [self.col.document(k) for k in keys]
+        """After a success: the keys in `clear` start afresh, the others forget this one attempt.
 
-        @firestore.transactional
-        def release(tx: firestore.Transaction) -> None:
-            snaps = {s.id: s for s in tx.get_all(refs)}
-            for ref in refs:
-                if ref.id in clear:
-                    tx.delete(ref)
-                elif ref.id in snaps:
-                    tx.set(ref, undo_attempt(ThrottleState.from_doc(snaps[ref.id].to_dict()), at).to_doc())
-
-        try:
-            release(self.db.transaction(max_attempts=3))
-        except (gexc.Aborted, gexc.Conflict, ValueError):
-            log.warning("throttle release not recorded")  # the attempt stays counted: errs on the safe side
+        Blind writes, no read, so they join the caller's unit of work (a sign-in commits them with its
+        session): a delete, and a merge that removes the attempt's own time (ArrayRemove). The merge
+        never fails on a record TTL removed meanwhile; its `expire_at`, an hour on, is never earlier than
+        the record's own horizon (an hour after its last failure, or its lock, at most an hour long).
+        A lock this attempt set stays: it errs on the safe side.
+        """
+        with self.writes.unit_of_work():
+            for key in keys:
+                ref = self.col.document(key)
+                if key in clear:
+                    self.writes.delete(ref)
+                else:
+                    self.writes.merge(ref, {"failures": firestore.ArrayRemove([at]), "expire_at": at + HOUR})
 
 
 class FirestoreSecurityEvents:
-    def __init__(self, db: firestore.Client, retention_days: int) -> None:
+    def __init__(self, db: firestore.Client, retention_days: int, writes: Writes | None = None) -> None:
         self.col = db.collection(SECURITY_EVENTS)
         self.retention = timedelta(days=retention_days)
+        self.writes = writes or Writes(db)
 
     def add(
         self, account_id: str, kind: str, now: datetime, ip: str = "", user_agent: str = "", **details: Any
     ) -> None:
-        self.col.document().set(
+        self.writes.set(
+            self.col.document(),
             {
                 "account_id": account_id,
                 "type": kind,
@@ -496,7 +563,7 @@ class FirestoreSecurityEvents:
                 "user_agent": user_agent[:512],
                 "details": details,
                 "expire_at": now + self.retention,
-            }
+            },
         )
         log.info("security event", account_id=account_id, event=kind)
 
@@ -511,11 +578,13 @@ class FirestoreSecurityEvents:
 
 
 def firestore_stores(db: firestore.Client, security_event_retention_days: int) -> IdentityStores:
+    writes = Writes(db)  # one per set of stores: their writes share the thread's unit of work
     return IdentityStores(
-        accounts=FirestoreAccounts(db),
-        sessions=FirestoreSessions(db),
+        accounts=FirestoreAccounts(db, writes),
+        sessions=FirestoreSessions(db, writes),
         tokens=FirestoreTokens(db),
         pending=FirestorePendingSignups(db),
-        throttle=FirestoreThrottle(db),
-        events=FirestoreSecurityEvents(db, security_event_retention_days),
+        throttle=FirestoreThrottle(db, writes),
+        events=FirestoreSecurityEvents(db, security_event_retention_days, writes),
+        unit_of_work=writes.unit_of_work,
     )

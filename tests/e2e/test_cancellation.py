@@ -11,7 +11,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from shared.identity.model import ACCOUNTS
 from shared.retention.policy import add_months
 from tests.e2e.telemetry_support import counters, push
 from tests.stripe_support import add_card, ensure_plans, localstripe, subscribe
-from tests.support import Client, Mailbox, new_email, signin, signup_and_verify
+from tests.support import Client, Mailbox, new_email, poll, signin, signup_and_verify
 
 pytestmark = pytest.mark.policy("P19")
 
@@ -70,16 +69,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait(fetch: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.2)
-
-
 def _purge_day(before: datetime, after: datetime) -> set[str]:
     """The purge date of a cancellation made between `before` and `after`: 12 months later (P27)."""
     return {add_months(before, 12).date().isoformat(), add_months(after, 12).date().isoformat()}
@@ -112,7 +101,7 @@ def test_the_holder_cancels_with_a_step_up_and_signing_in_reactivates(
     customer_id = ls.v1.customers.create(params={"email": email, "metadata": {"account_id": account_id}}).id
     add_card(ls, customer_id)
     sub = subscribe(ls, customer_id, "price_pro_monthly", account_id)
-    _wait(lambda: authed.get("/billing").json()["plan"] == "pro", what="the pro plan")
+    poll(lambda: authed.get("/billing").json()["plan"] == "pro", what="the pro plan")
 
     # A session token alone cancels nothing (P25); a wrong password neither.
     refused = authed.post("/privacy/cancel-account", json={})

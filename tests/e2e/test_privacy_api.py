@@ -15,7 +15,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from tests.support import (
     link_token,
     new_email,
     new_password,
+    poll,
     signin,
     signup,
     signup_and_verify,
@@ -93,16 +93,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait(fetch: Any, until: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if until(value):
-            return value
-        assert time.monotonic() < deadline, f"still {value!r} after {timeout:g}s"
-        time.sleep(0.25)
-
-
 def _failed_steps(view: dict[str, Any]) -> list[str]:
     return [s["name"] for s in view["steps"] if s["status"] not in ("done", "not_found", "skipped")]
 
@@ -126,7 +116,7 @@ def test_export_round_trip_only_its_holder_can_see_or_download(client: Client, m
     receipt = response.json()
     assert set(receipt) >= {"request_id", "status", "due_at"} and receipt["status"] == "queued"
     request_id = receipt["request_id"]
-    view = _wait(lambda: user.get(f"/privacy/requests/{request_id}").json(), lambda v: v["status"] in DONE)
+    view = poll(lambda: user.get(f"/privacy/requests/{request_id}").json(), lambda v: v["status"] in DONE)
     assert all(name.startswith("processor:") for name in _failed_steps(view)), view["steps"]
     assert view["export"]["ready"]
     assert any(r["request_id"] == request_id for r in user.get("/privacy/requests").json()["requests"])
@@ -286,7 +276,7 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
         records = dpo.get("/admin/privacy/deletion-records").json()["records"]
         return next((r for r in records if r["request_id"] == request_id), None)
 
-    proof = _wait(record, lambda r: r is not None)
+    proof = poll(record, lambda r: r is not None)
     assert all(name.startswith("processor:") or name == "notify" for name in _failed_steps(proof)), proof["steps"]
     assert proof["account_id"] == account_id and proof["requested_by"] == "dpo"
     for personal in (email, "Lovelace", user.ip, "ref 77"):
@@ -316,7 +306,7 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
                 ]
         return {where: names for where, names in found.items() if names}
 
-    _wait(leftovers, lambda left: not left, timeout=30)
+    poll(leftovers, lambda left: not left, timeout=30)
     assert user.get("/auth/me").status_code == 401
     assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401
     # The address registers again as a new account (wait for the new confirmation mail: the first one,
@@ -324,7 +314,7 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     again, new_pass = client.clone(), new_password()
     before = mailbox.count(email, "confirm your email")
     signup(again, email, new_pass)
-    _wait(lambda: mailbox.count(email, "confirm your email"), lambda n: n > before, timeout=20)
+    poll(lambda: mailbox.count(email, "confirm your email"), lambda n: n > before, timeout=20)
     confirmed = confirm_signup(again, link_token(mailbox.last(email, "confirm your email")), new_pass)
     assert confirmed.status_code == 200, confirmed.text
     assert _account_id(stack, email) != account_id
@@ -357,7 +347,7 @@ def test_the_cli_erases_an_account_at_the_dpos_request(client: Client, mailbox: 
     started = _cli("erase", "--email", email, "--reason", "Letter to the DPO")
     assert started.returncode == 0, started.stderr
     request_id = json.loads(started.stdout)["request_id"]
-    _wait(lambda: _db(stack).collection("deletion_records").document(request_id).get().exists, bool)
+    poll(lambda: _db(stack).collection("deletion_records").document(request_id).get().exists, bool)
     assert not _db(stack).collection(ACCOUNTS).document(account_id).get().exists
     assert user.get("/auth/me").status_code == 401
 
@@ -418,7 +408,7 @@ def test_an_objection_is_answered_at_once_listed_and_exported(client: Client, ma
 
     # The export holds it with the other requests.
     export_id = user.post("/privacy/requests", json={"type": "export"}).json()["request_id"]
-    _wait(lambda: user.get(f"/privacy/requests/{export_id}").json(), lambda v: v["status"] in DONE)
+    poll(lambda: user.get(f"/privacy/requests/{export_id}").json(), lambda v: v["status"] in DONE)
     archive = zipfile.ZipFile(io.BytesIO(user.get(f"/privacy/requests/{export_id}/download").content))
     records = [r for p in json.loads(archive.read("privacy_requests.json"))["places"] for r in p["records"]]
     exported = {r["id"]: r for r in records}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devstack.mail import message_text
 from shared.bootstrap import build_retention_sweep
@@ -23,21 +24,11 @@ from shared.identity.model import ACCOUNT_EMAILS, ACCOUNTS
 from shared.identity.tokens import email_key
 from shared.privacy.model import DELETION_RECORDS
 from shared.retention import policy
-from tests.support import Client, Mailbox, signin, signup_and_verify
+from tests.support import Client, Mailbox, poll, signin, signup_and_verify
 
 pytestmark = pytest.mark.policy("P19", "P27")
 
 ACCOUNT_CATEGORIES = ("account_warnings", "accounts")
-
-
-def _wait(fetch: Any, until: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if until(value):
-            return value
-        assert time.monotonic() < deadline, f"still {value!r} after {timeout:g}s"
-        time.sleep(0.25)
 
 
 def _travel(db: firestore.Client, account_id: str, cancelled_ago: timedelta, months: int) -> datetime:
@@ -92,12 +83,12 @@ def test_cancel_then_the_warning_then_the_purge_with_a_deletion_record(
     assert not report.failed and report.counts["accounts"] >= 1, report.as_dict()
 
     def record() -> dict[str, Any] | None:
-        docs = db.collection(DELETION_RECORDS).where("account_id", "==", account_id).stream()
+        docs = db.collection(DELETION_RECORDS).where(filter=FieldFilter("account_id", "==", account_id)).stream()
         return next((d.to_dict() for d in docs), None)
 
-    proof = _wait(record, lambda r: r is not None)
+    proof = poll(record, lambda r: r is not None)
     assert proof["type"] == "retention" and proof["requested_by"] == "retention-sweep"
     assert email not in str(proof)
-    _wait(lambda: db.collection(ACCOUNTS).document(account_id).get().exists, lambda exists: not exists)
+    poll(lambda: db.collection(ACCOUNTS).document(account_id).get().exists, lambda exists: not exists)
     assert not db.collection(ACCOUNT_EMAILS).document(email_key(email)).get().exists
     assert client.post("/auth/signin", json={"email": email, "password": password}).status_code == 401

@@ -223,21 +223,27 @@ def _legacy_entry(sequence: int, prev_hash: str, reason: str) -> dict[str, Any]:
 
 
 @pytest.mark.policy("P10", "P27")
-def test_legacy_entries_still_verify_are_never_redacted_nor_pruned(timed: AuditLog, clock: Clock) -> None:
-    legacy = _legacy_entry(1, "0" * 64, "ticket 1")
+def test_legacy_entries_still_verify_keep_their_reason_and_go_after_their_period(timed: AuditLog, clock: Clock) -> None:
+    legacy = _legacy_entry(1, "0" * 64, "ticket 1")  # written 400 days before T0, hashed with its reason
     _doc(timed, 1).set(legacy)
     timed.db.collection(AUDIT_CHAIN).document("head").set({"sequence": 1, "hash": legacy["hash"]})
     assert timed.verify() == []
     assert timed.record("acc_staff", "account.read", target_account_id="acc_1", reason="ticket 2") == 2
     assert timed.verify() == []
-
-    clock.now = T0 + ENTRY_PERIOD + 400 * DAY
-    assert timed.redact_reasons(clock.now, PAGE, dry_run=False) == 1  # only the new entry
-    assert timed.prune(clock.now, PAGE, dry_run=False) == 0  # the legacy entry, first, stays: so does the rest
-    assert [e["reason"] for e in timed.entries_about("acc_1")] == ["", "ticket 1"]
-    assert timed.verify() == []
     _doc(timed, 1).update({"reason": "edited"})
     assert _problems(timed) == [(1, "content altered")]
+    _doc(timed, 1).update({"reason": "ticket 1"})
+
+    legacy_due = T0 - 400 * DAY + ENTRY_PERIOD  # its period counts from its own (hashed) `at`
+    clock.now = legacy_due - DAY
+    assert timed.redact_reasons(clock.now, PAGE, dry_run=False) == 1  # only the new entry's reason
+    assert timed.prune(clock.now, PAGE, dry_run=False) == 0  # a day before: the legacy entry stays
+    assert [e["reason"] for e in timed.entries_about("acc_1")] == ["", "ticket 1"]
+    clock.now = legacy_due + DAY
+    assert timed.prune(clock.now, PAGE, dry_run=True) == 1
+    assert timed.prune(clock.now, PAGE, dry_run=False) == 1  # a day after: it goes, the newer one stays
+    assert [e["reason"] for e in timed.entries_about("acc_1")] == [""]
+    assert timed.verify() == []
 
 
 @pytest.mark.policy("P10", "P27")
