@@ -145,6 +145,8 @@ class LocalScheduler:
         self._thread: threading.Thread | None = None
 
     def start(self) -> LocalScheduler:
+        names = ", ".join(f"{job.name} ({job.schedule} {job.time_zone})" for job in self.jobs) or "none"
+        self.log(f"devstack: Cloud Scheduler jobs from terraform/, fired on their schedules: {names}")
         self._thread = threading.Thread(target=self._loop, name="devstack-scheduler", daemon=True)
         self._thread.start()
         return self
