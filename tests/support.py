@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -184,3 +187,30 @@ def poll(fetch: Callable[[], Any], until: Callable[[Any], Any] = bool, timeout: 
         )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+def staff_session(client: Client, stack: Any, *roles: str, name: str = "Dee Pio") -> tuple[Client, str]:
+    """A staff member signed in with Google (the Auth emulator); `roles` granted straight in Firestore (the
+    CLI's job, tested on its own). Returns (their client, their account id)."""
+    from google.cloud import firestore
+
+    token = google_id_token(stack, secrets.token_hex(8), new_email("staff"), name=name)["idToken"]
+    response = client.post("/auth/google", json={"id_token": token})
+    assert response.status_code == 200, response.text
+    account_id = response.json()["user"]["id"]
+    if roles:
+        db = firestore.Client(project=stack.env["GOOGLE_CLOUD_PROJECT"])
+        db.collection("accounts").document(account_id).update({"roles": list(roles)})
+    return client.clone(token=response.json()["session_token"]), account_id
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m shared.cli ...` against the test stack (its env is this process's env)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

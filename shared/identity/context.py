@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.identity.model import Account
 from shared.identity.passwords import PasswordHasher
 from shared.identity.stores import IdentityStores
-from shared.identity.tokens import SecretBox, keyed_digest
+from shared.identity.tokens import SecretBox, keyed_digest, new_id
 from shared.retention.policy import account_purge_at, warning_at
 
 Clock = Callable[[], datetime]
@@ -68,6 +68,23 @@ class IdentityContext:
 
     def send(self, mail: Mail) -> None:
         self.mailer.send(mail)
+
+    def new_account(self, email: str, first_name: str, last_name: str, **fields: Any) -> Account:
+        """A verified account made now (by a confirmed sign-up or a Google sign-in), with its purge dates."""
+        now = self.clock()
+        account = Account(
+            id=new_id("acc"),
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            created_at=now,
+            updated_at=now,
+            email_verified=True,
+            **fields,
+        )
+        for name, value in self.purge_fields(account, now).items():
+            setattr(account, name, value)
+        return account
 
     def purge_fields(self, account: Account, now: datetime, cancelled_at: datetime | None = None) -> dict[str, Any]:
         """The account's purge dates after a use at `now` (P27): 12 months after the later of use and cancellation."""

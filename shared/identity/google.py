@@ -10,7 +10,6 @@ from shared.identity.context import IdentityContext
 from shared.identity.model import Account, SessionRecord
 from shared.identity.sessions import Sessions
 from shared.identity.signin import SIGNABLE, invalid_credentials
-from shared.identity.tokens import new_id
 
 
 class GoogleSignin:
@@ -22,20 +21,14 @@ class GoogleSignin:
         self, id_token: str, ip: str, user_agent: str, reactivate: bool = False
     ) -> tuple[str, SessionRecord, Account]:
         identity = self.ctx.google.verify(id_token)
-        now = self.ctx.clock()
-        fresh = Account(
-            id=new_id("acc"),
-            email=identity.email,
-            first_name=identity.first_name,
-            last_name=identity.last_name,
-            created_at=now,
-            updated_at=now,
-            email_verified=True,
+        fresh = self.ctx.new_account(
+            identity.email,
+            identity.first_name,
+            identity.last_name,
             google_subject=identity.subject,
             firebase_uid=identity.firebase_uid,
         )
-        for name, value in self.ctx.purge_fields(fresh, now).items():
-            setattr(fresh, name, value)
+        now = fresh.created_at
 
         def link(existing: Account) -> dict[str, Any]:
             if existing.google_subject and existing.google_subject != identity.subject:

@@ -17,7 +17,6 @@ from shared.identity.attempts import Attempts
 from shared.identity.context import IdentityContext
 from shared.identity.model import Account, PendingSignup
 from shared.identity.passwords import PasswordRejected, check_policy
-from shared.identity.tokens import new_id
 from shared.observability import get_logger
 
 log = get_logger(__name__)
@@ -106,19 +105,9 @@ class Registration:
                 title="Password does not match this sign-up",
             )
         attempt.succeeded()
-        now = self.ctx.clock()
-        account = Account(
-            id=new_id("acc"),
-            email=pending.email,
-            first_name=pending.first_name,
-            last_name=pending.last_name,
-            created_at=now,
-            updated_at=now,
-            email_verified=True,
-            password_hash=pending.password_hash,
+        account = self.ctx.new_account(
+            pending.email, pending.first_name, pending.last_name, password_hash=pending.password_hash
         )
-        for name, value in self.ctx.purge_fields(account, now).items():
-            setattr(account, name, value)
         try:
             self.ctx.stores.accounts.create(account)
         except Conflict:

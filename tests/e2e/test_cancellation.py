@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +25,9 @@ from shared.identity.model import ACCOUNTS
 from shared.retention.policy import add_months
 from tests.e2e.telemetry_support import counters, push
 from tests.stripe_support import add_card, ensure_plans, localstripe, subscribe
-from tests.support import Client, Mailbox, new_email, poll, signin, signup_and_verify
+from tests.support import Client, Mailbox, poll, run_cli, signin, signup_and_verify, staff_session
 
 pytestmark = pytest.mark.policy("P19")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _db(stack: Any) -> firestore.Client:
@@ -43,30 +38,6 @@ def _user(client: Client, mailbox: Mailbox) -> tuple[Client, str, str, str]:
     email, password = signup_and_verify(client, mailbox)
     authed = signin(client, email, password)
     return authed, email, password, authed.get("/auth/me").json()["id"]
-
-
-def _staff(client: Client, stack: Any, *roles: str) -> tuple[Client, str]:
-    """A staff member signed in with Google (the Auth emulator); `roles` granted in Firestore (the CLI's job)."""
-    from tests.e2e.test_auth_google import google_id_token
-
-    token = google_id_token(stack, secrets.token_hex(8), new_email("staff"), name="Sue Port")["idToken"]
-    response = client.post("/auth/google", json={"id_token": token})
-    assert response.status_code == 200, response.text
-    account_id = response.json()["user"]["id"]
-    _db(stack).collection(ACCOUNTS).document(account_id).update({"roles": list(roles)})
-    return client.clone(token=response.json()["session_token"]), account_id
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m shared.cli ...` against the test stack (its env is this process's env)."""
-    return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _purge_day(before: datetime, after: datetime) -> set[str]:
@@ -157,8 +128,8 @@ def test_staff_cancel_through_the_admin_api_audited_idempotent_and_without_telem
     client: Client, mailbox: Mailbox, stack: Any
 ) -> None:
     holder, email, _, account_id = _user(client, mailbox)
-    support, support_id = _staff(client, stack, "support")
-    outsider, outsider_id = _staff(client, stack)  # signed in, no role
+    support, support_id = staff_session(client, stack, "support")
+    outsider, outsider_id = staff_session(client, stack)  # signed in, no role
     path = f"/admin/accounts/{account_id}/cancel"
 
     assert outsider.post(path, json={"reason": "let me in"}).status_code == 403
@@ -221,15 +192,15 @@ def test_staff_cancel_through_the_admin_api_audited_idempotent_and_without_telem
 @pytest.mark.policy("P19", "P10")
 def test_the_cli_cancels_an_account_and_audits_it(client: Client, mailbox: Mailbox, stack: Any) -> None:
     holder, email, _, account_id = _user(client, mailbox)
-    assert _cli("cancel-account", "acc_nobody", "--reason", "test").returncode == 1
-    done = _cli("cancel-account", account_id, "--reason", "Letter to the DPO, ref 12")
+    assert run_cli("cancel-account", "acc_nobody", "--reason", "test").returncode == 1
+    done = run_cli("cancel-account", account_id, "--reason", "Letter to the DPO, ref 12")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["account_id"] == account_id and answer["status"] == "cancelled"
     _assert_cancelled(stack, account_id, answer["purge_at"])
     assert holder.get("/auth/me").status_code == 401
     assert answer["purge_at"][:10] in str(mailbox.last(email, "account is cancelled")["Subject"])
-    again = _cli("cancel-account", account_id, "--reason", "again")
+    again = run_cli("cancel-account", account_id, "--reason", "again")
     assert again.returncode == 0 and json.loads(again.stdout) == answer
     entries = [
         d.to_dict() or {}

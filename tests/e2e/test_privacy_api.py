@@ -13,8 +13,6 @@ import io
 import json
 import re
 import secrets
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,14 +38,15 @@ from tests.support import (
     new_email,
     new_password,
     poll,
+    run_cli,
     signin,
     signup,
     signup_and_verify,
+    staff_session,
 )
 
 pytestmark = pytest.mark.policy("P11")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DONE = ("completed", "needs_attention")
 
@@ -67,30 +66,6 @@ def _account_id(stack: Any, email: str) -> str:
 def _user(client: Client, mailbox: Mailbox) -> tuple[Client, str, str]:
     email, password = signup_and_verify(client, mailbox)
     return signin(client, email, password), email, password
-
-
-def _staff(client: Client, stack: Any, *roles: str) -> tuple[Client, str]:
-    """A staff member signed in with Google; `roles` granted directly in Firestore (the CLI's job)."""
-    email = new_email("staff")
-    token = google_id_token(stack, secrets.token_hex(8), email, name="Dee Pio")["idToken"]
-    response = client.post("/auth/google", json={"id_token": token})
-    assert response.status_code == 200, response.text
-    account_id = response.json()["user"]["id"]
-    if roles:
-        _db(stack).collection(ACCOUNTS).document(account_id).update({"roles": list(roles)})
-    return client.clone(token=response.json()["session_token"]), account_id
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m shared.cli ...` against the test stack (its env is this process's env)."""
-    return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _failed_steps(view: dict[str, Any]) -> list[str]:
@@ -244,11 +219,11 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
     _upload_business_files(stack, account_id)
     user.post("/privacy/requests", json={"type": "export"})  # an export on the way is erased too
     # The first admin is made with the CLI (P28); that too is in the audit log.
-    admin, admin_id = _staff(client.clone(), stack)
-    made = _cli("grant-role", "--account-id", admin_id, "--role", "admin", "--reason", "first admin")
+    admin, admin_id = staff_session(client.clone(), stack)
+    made = run_cli("grant-role", "--account-id", admin_id, "--role", "admin", "--reason", "first admin")
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["roles"] == ["admin"]
-    dpo, dpo_id = _staff(client.clone(), stack)
+    dpo, dpo_id = staff_session(client.clone(), stack)
 
     # A signed-in non-staff user is refused, and the refusal is in the audit log.
     refused = user.post("/admin/privacy/erasures", json={"account_id": account_id, "reason": "let me in"})
@@ -343,8 +318,8 @@ def test_dpo_erasure_through_the_admin_api_erases_everything_and_is_audited(
 def test_the_cli_erases_an_account_at_the_dpos_request(client: Client, mailbox: Mailbox, stack: Any) -> None:
     user, email, _ = _user(client, mailbox)
     account_id = _account_id(stack, email)
-    assert _cli("erase", "--email", "nobody." + email, "--reason", "test").returncode == 1
-    started = _cli("erase", "--email", email, "--reason", "Letter to the DPO")
+    assert run_cli("erase", "--email", "nobody." + email, "--reason", "test").returncode == 1
+    started = run_cli("erase", "--email", email, "--reason", "Letter to the DPO")
     assert started.returncode == 0, started.stderr
     request_id = json.loads(started.stdout)["request_id"]
     poll(lambda: _db(stack).collection("deletion_records").document(request_id).get().exists, bool)
@@ -354,7 +329,7 @@ def test_the_cli_erases_an_account_at_the_dpos_request(client: Client, mailbox: 
 
 @pytest.mark.policy("P28")
 def test_the_dpo_reads_the_record_of_processing(client: Client, stack: Any) -> None:
-    dpo, _ = _staff(client, stack, "dpo")
+    dpo, _ = staff_session(client, stack, "dpo")
     response = dpo.get("/admin/privacy/records")
     assert response.status_code == 200, response.text
     text = json.dumps(response.json())
@@ -363,7 +338,7 @@ def test_the_dpo_reads_the_record_of_processing(client: Client, stack: Any) -> N
 
 
 def test_the_admin_api_refuses_unknown_roles_and_bodies(client: Client, stack: Any) -> None:
-    admin, _ = _staff(client, stack, "admin")
+    admin, _ = staff_session(client, stack, "admin")
     target = admin.request("PUT", "/admin/staff/acc_nobody/roles", json={"roles": ["root"], "reason": "test"})
     assert target.status_code == 422
     missing = admin.request("PUT", "/admin/staff/acc_nobody/roles", json={"roles": ["dpo"], "reason": "test"})
